@@ -1,0 +1,1 @@
+"""Engine-free data logic for BSM: parsers, extraction, pairing, tokenizer, packing, shards."""

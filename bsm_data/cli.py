@@ -1,0 +1,166 @@
+"""The ``bsm`` command line: one entry point, subcommands for data, queries and models."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def bundled(*parts: str) -> str:
+    path = REPO_DATA.joinpath(*parts)
+    if not path.exists():
+        raise SystemExit(f"bundled data not found at {path}; run from a source checkout or pass --input")
+    return str(path)
+
+
+def summary_table(manifest: dict, out_dir: str) -> str:
+    t = manifest["totals"]
+    lines = [
+        f"shards written to {os.path.abspath(out_dir)}",
+        f"  manifest: {os.path.join(os.path.abspath(out_dir), 'manifest.json')}",
+        "",
+        f"{'shards':<22}{len(manifest['shards']):>12}",
+        f"{'rows x seq_len':<22}{t['rows']:>12} x {manifest['seq_len']}",
+        f"{'documents':<22}{t['documents']:>12}",
+        f"{'tokens':<22}{t['tokens']:>12}",
+        f"{'padding fraction':<22}{t['padding_fraction']:>12.4f}",
+        f"{'bytes per token':<22}{t['bytes_per_token']:>12.4f}",
+        "",
+    ]
+    from .accounting import Accounting
+
+    lines.append(Accounting.from_dict(manifest["accounting"]).table())
+    return "\n".join(lines)
+
+
+def cmd_data_refseq(args, beam_args: list[str]) -> int:
+    inputs = args.input or [os.path.join(bundled("genbank"), "*")]
+    start = time.perf_counter()
+    if args.engine == "local":
+        import glob
+
+        from .build import build_genbank_local
+
+        files = sorted(p for pat in inputs for p in glob.glob(pat))
+        manifest = build_genbank_local(files, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank, num_shards=args.num_shards, progress=_progress("files"))
+    else:
+        from pipelines.refseq import run
+
+        if not any(a.startswith("--runner") for a in beam_args):
+            beam_args = ["--runner=DirectRunner", *beam_args]
+        if args.workers > 1 and not any("direct_num_workers" in a for a in beam_args):
+            beam_args += [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"]
+        run(inputs, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank, num_shards=args.num_shards, beam_args=beam_args)
+        from .shards import read_manifest
+
+        manifest = read_manifest(args.output)
+    print(summary_table(manifest, args.output))
+    print(f"\ndone in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _progress(unit: str):
+    from tqdm import tqdm
+
+    return lambda it: tqdm(it, unit=unit, disable=not sys.stderr.isatty())
+
+
+def cmd_query(args, _beam) -> int:
+    from .query import run_query
+
+    print(run_query(args.data, args.sql, fmt=args.format, max_rows=args.max_rows))
+    return 0
+
+
+def cmd_validate(args, _beam) -> int:
+    from .shards import read_manifest, verify_file
+
+    manifest = read_manifest(args.data)
+    entries = manifest["shards"] + [e for es in manifest["files"].values() for e in es]
+    for entry in _progress("files")(entries):
+        verify_file(args.data, entry)
+    manifest_accounting = manifest["accounting"]
+    from .accounting import Accounting
+
+    Accounting.from_dict(manifest_accounting).check()
+    print(f"ok: {len(entries)} files match their sha256; every stage reconciles")
+    return 0
+
+
+def cmd_vocab(args, _beam) -> int:
+    from .vocab import load_vocab
+
+    v = load_vocab()
+    print(f"{v.name} v{v.version}: {v.size} ids, sha256 {v.sha256[:16]}…")
+    for t in v.tokens:
+        if t["kind"] != "reserved":
+            print(f"{t['id']:>4}  {t['token']:<10} {t['kind']}")
+    return 0
+
+
+def cmd_demo(args, beam_args) -> int:
+    args.input, args.engine, args.flank, args.seq_len = None, "beam", 100, 1024
+    print(f"bsm demo: RefSeq spine on the bundled real GenBank files -> {args.output}\n")
+    return cmd_data_refseq(args, beam_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bsm", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole chain on the bundled real data")
+    demo.add_argument("--output", default="out/demo")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--num-shards", type=int, default=2)
+    demo.add_argument("--workers", type=int, default=1)
+    demo.set_defaults(func=cmd_demo)
+
+    data = sub.add_parser("data", help="build datasets and shards").add_subparsers(dest="data_command", required=True)
+    rs = data.add_parser(
+        "refseq",
+        help="RefSeq GenBank -> DNA/RNA/protein pair samples -> packed Parquet shards + manifest",
+        description="Unknown options are passed to Apache Beam (e.g. --runner DataflowRunner --project P ...).",
+    )
+    rs.add_argument("--input", action="append", help="GenBank file or glob (plain or .gz; local or gs://); repeatable. Default: bundled data/genbank")
+    rs.add_argument("--output", required=True, help="build directory (local path or gs://)")
+    rs.add_argument("--seed", type=int, default=0)
+    rs.add_argument("--seq-len", type=int, default=1024)
+    rs.add_argument("--flank", type=int, default=100, help="genomic flank (nt) on each side of the gene span")
+    rs.add_argument("--num-shards", type=int, default=1, help="output shards; fixes the bucketing, so it is part of the result")
+    rs.add_argument("--engine", choices=["beam", "local"], default="beam", help="beam (default) or a plain loop without Beam")
+    rs.add_argument("--workers", type=int, default=1, help="local Beam workers (DirectRunner multi-processing)")
+    rs.set_defaults(func=cmd_data_refseq)
+
+    q = sub.add_parser("query", help="SQL over a build directory through DuckDB (views: shards, samples, segments, rejects, manifest_shards, accounting, reject_reasons)")
+    q.add_argument("sql")
+    q.add_argument("--data", default="out/demo", help="build directory (default out/demo)")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    q.add_argument("--max-rows", type=int, default=100)
+    q.set_defaults(func=cmd_query)
+
+    v = sub.add_parser("validate", help="check a build directory: manifest, versions, sha256 of every file, reconciled counts")
+    v.add_argument("data")
+    v.set_defaults(func=cmd_validate)
+
+    voc = sub.add_parser("vocab", help="print the vocabulary")
+    voc.set_defaults(func=cmd_vocab)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `bsm query ... | head` ends quietly
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.func not in (cmd_data_refseq, cmd_demo):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args.func(args, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

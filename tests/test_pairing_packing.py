@@ -1,0 +1,137 @@
+import random
+
+import numpy as np
+import pytest
+
+from bsm_data.accounting import Accounting
+from bsm_data.packing import assign_rows, pack
+from bsm_data.pairing import n_windows, pair_gene
+from bsm_data.records import GeneSequences, Reject, Sample
+from bsm_data.vocab import decode_sample, encode_sample, load_vocab
+
+from .conftest import read_fasta
+
+
+def real_gene(data_dir, i=0, dna_repeat=1):
+    """A gene assembled from NCBI's own derived files for NC_005816 (CDS .ffn and protein .faa)."""
+    cds = read_fasta(data_dir / "genbank" / "NC_005816.ffn")[i][1]
+    prot = read_fasta(data_dir / "genbank" / "NC_005816.faa")[i][1]
+    return GeneSequences(
+        group_id=f"NC_005816.1:g{i}", record_id="NC_005816.1", source_file="NC_005816.gb", kind="CDS",
+        dna=cds * dna_repeat, rna=cds.replace("T", "U"), protein=prot, cds=cds,
+    )
+
+
+def test_pairs_are_cross_modal_shuffled_and_seeded(data_dir):
+    vocab = load_vocab()
+    combos, orders = set(), set()
+    for i in range(10):
+        gene = real_gene(data_dir, i)
+        a = pair_gene(gene, vocab, Accounting(), seed=1)
+        b = pair_gene(gene, vocab, Accounting(), seed=1)
+        assert a == b  # seeded per gene
+        for s in a:
+            assert isinstance(s, Sample)
+            mods = [m for m, _ in s.segments]
+            assert len(set(mods)) == len(mods) >= 2
+            combos.add(frozenset(mods))
+            orders.add(tuple(mods))
+    assert len(combos) >= 2 and len(orders) >= 3  # combinations and orders both vary
+
+
+def test_seed_changes_choices(data_dir):
+    vocab = load_vocab()
+    gene = real_gene(data_dir, 3)
+    outs = {tuple(m for m, _ in pair_gene(gene, vocab, Accounting(), seed=s)[0].segments) for s in range(20)}
+    assert len(outs) > 2
+
+
+def test_long_pairs_are_windowed_with_every_modality_in_every_window(data_dir):
+    vocab = load_vocab()
+    gene = real_gene(data_dir, 0, dna_repeat=1)  # ~1 kb CDS: dna+rna+protein > 1024 tokens
+    acct = Accounting()
+    samples = [s for s in pair_gene(gene, vocab, acct, seed=0, seq_len=512) if isinstance(s, Sample)]
+    n = samples[0].n_windows
+    assert n > 1 and len(samples) == n
+    order = [m for m, _ in samples[0].segments]
+    for w, s in enumerate(samples):
+        assert s.window == w and [m for m, _ in s.segments] == order
+        assert s.n_tokens <= 512
+        assert len(encode_sample(vocab, s.segments)) == s.n_tokens
+    # windows tile each segment exactly
+    for k, m in enumerate(order):
+        assert "".join(s.segments[k][1] for s in samples) == {"dna": gene.dna, "rna": gene.rna, "protein": gene.protein}[m]
+    acct.check()
+    assert acct.stage("pair").notes["windowed_genes"] == 1
+
+
+def test_unwindowable_combination_is_avoided_or_rejected():
+    vocab = load_vocab()
+    # a huge DNA span against a short protein cannot be windowed (slices of a few residues)
+    gene = GeneSequences("r:g", "r", "f.gb", "CDS", dna="ACGT" * 50000, rna=None, protein="MKV" * 20)
+    acct = Accounting()
+    out = pair_gene(gene, vocab, acct, seed=0)
+    assert len(out) == 1 and isinstance(out[0], Reject) and out[0].reason == "unpairable_lengths"
+    acct.check()
+
+
+def test_invalid_modality_is_rejected_and_gene_continues(data_dir):
+    vocab = load_vocab()
+    gene = real_gene(data_dir, 1)
+    gene.protein = gene.protein[:10] + "*" + gene.protein[11:]
+    acct = Accounting()
+    out = pair_gene(gene, vocab, acct, seed=0)
+    rejects = [r for r in out if isinstance(r, Reject)]
+    assert [r.reason for r in rejects] == ["illegal_letter"] and rejects[0].item_id.endswith(":protein")
+    assert all({m for m, _ in s.segments} == {"dna", "rna"} for s in out if isinstance(s, Sample))
+    acct.check()
+    gene.rna = None
+    acct = Accounting()
+    out = pair_gene(gene, vocab, acct, seed=0)
+    assert {r.reason for r in out} == {"illegal_letter", "single_modality"}
+    acct.check()
+
+
+def test_n_windows_fits():
+    for lengths in ([500, 500], [3000, 1000, 333], [10, 10, 10], [1010, 3]):
+        n = n_windows(lengths, 1024)
+        worst = sum(-(-x // n) for x in lengths) + 2 + 2 * len(lengths) - 1
+        assert worst <= 1024
+
+
+def test_best_fit_packing_is_order_independent_and_keeps_documents_whole():
+    rng = random.Random(0)
+    docs = [(f"s{i}", np.full(rng.randint(5, 1024), i % 60 + 1, dtype=np.uint8)) for i in range(400)]
+    a = pack(docs, 1024, seed=7)
+    shuffled = docs[:]
+    rng.shuffle(shuffled)
+    b = pack(shuffled, 1024, seed=7)
+    assert np.array_equal(a.tokens, b.tokens) and a.sample_ids == b.sample_ids
+    by_id = dict(docs)
+    seen = set()
+    for r in range(a.n_rows):
+        starts = a.doc_starts[r] + [int(a.n_tokens[r])]
+        for k, sid in enumerate(a.sample_ids[r]):
+            assert np.array_equal(a.tokens[r, starts[k] : starts[k + 1]], by_id[sid])
+            seen.add(sid)
+        assert not a.tokens[r, a.n_tokens[r] :].any()  # pad after the last document
+    assert seen == set(by_id)
+    assert a.n_documents == len(docs)
+
+
+def test_best_fit_beats_one_document_per_row():
+    lengths = [900, 100, 500, 500, 1024, 24, 1000]
+    rows = assign_rows(lengths, [str(i) for i in range(len(lengths))], 1024)
+    assert len(rows) == 4
+    with pytest.raises(ValueError, match="seq_len"):
+        assign_rows([1025], ["x"], 1024)
+
+
+def test_decode_recovers_packed_documents(data_dir):
+    vocab = load_vocab()
+    samples = [s for i in range(10) for s in pair_gene(real_gene(data_dir, i), vocab, Accounting(), seed=0)]
+    rows = pack([(s.sample_id, encode_sample(vocab, s.segments)) for s in samples], 1024, seed=0)
+    by_id = {s.sample_id: s for s in samples}
+    for r in range(rows.n_rows):
+        for start, sid in zip(rows.doc_starts[r], rows.sample_ids[r]):
+            assert tuple(decode_sample(vocab, rows.tokens[r, start:])) == by_id[sid].segments
