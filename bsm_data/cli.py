@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+GENBANK_SUFFIXES = ("gb", "gbk", "gbff", "gb.gz", "gbk.gz", "gbff.gz")
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
@@ -38,7 +39,7 @@ def summary_table(manifest: dict, out_dir: str) -> str:
 
 
 def cmd_data_refseq(args, beam_args: list[str]) -> int:
-    inputs = args.input or [os.path.join(bundled("genbank"), "*")]
+    inputs = args.input or [os.path.join(bundled("genbank"), f"*.{ext}") for ext in GENBANK_SUFFIXES]
     start = time.perf_counter()
     if args.engine == "local":
         import glob

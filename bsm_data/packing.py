@@ -20,7 +20,7 @@ from .pairing import gene_rng
 class PackedRows:
     tokens: np.ndarray  # (rows, seq_len) uint8, <pad>=0 after the last document
     doc_starts: list[list[int]]
-    sample_ids: list[list[str]]
+    doc_index: list[list[int]]  # per row, the index of each document in pack()'s input
     n_tokens: np.ndarray  # (rows,) int32
 
     @property
@@ -63,14 +63,14 @@ def assign_rows(lengths: list[int], keys: list[str], seq_len: int) -> list[list[
 
 
 def pack(docs: list[tuple[str, np.ndarray]], seq_len: int, seed: int) -> PackedRows:
-    """``docs`` are (sample_id, token ids); sample_ids must be unique."""
+    """``docs`` are (sample_id, token ids) with unique sample_ids."""
     keys = [k for k, _ in docs]
     rows = assign_rows([len(t) for _, t in docs], keys, seq_len)
     rng = gene_rng(seed, "pack:" + min(keys, default=""))  # order-independent stream
     rng.shuffle(rows)
     tokens = np.zeros((len(rows), seq_len), dtype=np.uint8)
     n_tokens = np.zeros(len(rows), dtype=np.int32)
-    doc_starts, sample_ids = [], []
+    doc_starts, doc_index = [], []
     for r, members in enumerate(rows):
         members = sorted(members, key=lambda i: keys[i])
         rng.shuffle(members)
@@ -82,5 +82,5 @@ def pack(docs: list[tuple[str, np.ndarray]], seq_len: int, seed: int) -> PackedR
             pos += len(ids)
         n_tokens[r] = pos
         doc_starts.append(starts)
-        sample_ids.append([keys[i] for i in members])
-    return PackedRows(tokens, doc_starts, sample_ids, n_tokens)
+        doc_index.append(members)
+    return PackedRows(tokens, doc_starts, doc_index, n_tokens)

@@ -4,28 +4,29 @@ Policy, per gene, all randomness drawn from ``gene_rng(seed, group_id)`` so reru
 and any number of workers give the same samples:
 
 1. Validate each modality with the tokenizer; an invalid sequence is rejected (stage
-   ``validate``) and the gene continues with the others.
+   ``validate``) and the gene continues with the others. Valid sequences are normalised to
+   what the model sees (``vocab.normalize``), so samples decode back from tokens exactly.
 2. Candidate combinations are the subsets of two or more valid modalities ("any combination of
    DNA, RNA and protein"). One is chosen uniformly among those that are *windowable* (below),
    and its order is shuffled. Fewer than two valid modalities: the gene is rejected
    (``single_modality``); no windowable combination: rejected (``unpairable_lengths``).
 3. Context: a sample that fits ``seq_len`` tokens is one document. A longer one is cut into
-   ``n`` aligned windows: window ``i`` holds the ``i``-th of ``n`` equal slices of *every*
-   segment, in the same order. DNA span, transcript and protein are colinear 5'->3', so each
-   window still pairs corresponding parts of each modality. ``n`` is the smallest count that
-   fits. A combination is windowable when every slice keeps at least ``min_slice`` residues;
-   this rules out e.g. a 2 Mb intron-rich DNA span paired with its protein (slices of 2 aa).
+   aligned windows: every window takes the same fraction of *every* segment, in the same
+   order. DNA span, transcript and protein are colinear 5'->3', so each window still pairs
+   corresponding parts of each modality. Windows are full (they fill a packed row) except a
+   short last one (see ``window_bounds``), which keeps packing padding low. A combination is
+   windowable when every slice keeps at least ``min_slice`` residues; this rules out e.g. a
+   2 Mb intron-rich DNA span paired with its protein (slices of 2 aa).
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import random
 
 from .accounting import Accounting
 from .records import MODALITIES, GeneSequences, Reject, Sample
-from .vocab import TokenizeError, Vocab, encode_sequence, sample_overhead
+from .vocab import TokenizeError, Vocab, normalize, sample_overhead
 
 MIN_SLICE = 64
 
@@ -36,22 +37,29 @@ def gene_rng(seed: int, key: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "little"))
 
 
-def n_windows(lengths: list[int], seq_len: int) -> int:
-    """Fewest aligned windows whose documents fit ``seq_len`` tokens."""
+def window_bounds(lengths: list[int], seq_len: int, min_slice: int = MIN_SLICE) -> list[list[tuple[int, int]]] | None:
+    """Aligned windows as (start, end) per segment, or None when the combination is unwindowable.
+
+    Full windows each take the same fraction ``budget / total`` of every segment, so they fill a
+    row; the remainder becomes one short window (it packs into the gaps other rows leave), or,
+    when that would leave a slice under ``min_slice``, one full window aligned to the ends that
+    overlaps its predecessor (counted as ``overlapping_windows``).
+    """
     k, total = len(lengths), sum(lengths)
     if total + sample_overhead(k) <= seq_len:
-        return 1
-    budget = seq_len - sample_overhead(k) - k  # each slice may round up by one residue
-    return math.ceil(total / budget)
-
-
-def windowable(lengths: list[int], seq_len: int, min_slice: int) -> bool:
-    n = n_windows(lengths, seq_len)
-    return n == 1 or min(lengths) // n >= min_slice
-
-
-def window_slices(length: int, n: int) -> list[tuple[int, int]]:
-    return [(length * i // n, length * (i + 1) // n) for i in range(n)]
+        return [[(0, n) for n in lengths]]
+    budget = seq_len - sample_overhead(k) - k  # integer cuts round up by at most one per segment
+    if min(n * budget // total for n in lengths) < min_slice:
+        return None
+    n_full = total // budget
+    windows = [[(n * i * budget // total, n * (i + 1) * budget // total) for n in lengths] for i in range(n_full)]
+    if n_full * budget < total:
+        starts = [n * n_full * budget // total for n in lengths]
+        if min(n - a for n, a in zip(lengths, starts)) >= min_slice:
+            windows.append([(a, n) for a, n in zip(starts, lengths)])
+        else:
+            windows.append([(n - n * budget // total, n) for n in lengths])
+    return windows
 
 
 def valid_modalities(
@@ -62,7 +70,7 @@ def valid_modalities(
     for modality, seq in gene.modalities().items():
         stage.take()
         try:
-            encode_sequence(vocab, modality, seq)
+            normal = normalize(vocab, modality, seq)
         except TokenizeError as e:
             rejects.append(
                 acct.reject(
@@ -72,7 +80,9 @@ def valid_modalities(
             )
             continue
         stage.emit()
-        valid[modality] = seq
+        if normal != seq:
+            stage.note(f"normalized:{modality}")
+        valid[modality] = normal
     return valid, rejects
 
 
@@ -98,7 +108,7 @@ def pair_gene(
         c
         for r in range(2, len(valid) + 1)
         for c in itertools.combinations([m for m in MODALITIES if m in valid], r)
-        if windowable([len(valid[m]) for m in c], seq_len, min_slice)
+        if window_bounds([len(valid[m]) for m in c], seq_len, min_slice) is not None
     ]
     if not combos:
         lengths = {m: len(s) for m, s in valid.items()}
@@ -108,16 +118,18 @@ def pair_gene(
     order = list(rng.choice(combos))
     rng.shuffle(order)
     seqs = [valid[m] for m in order]
-    n = n_windows([len(s) for s in seqs], seq_len)
+    windows = window_bounds([len(x) for x in seqs], seq_len, min_slice)
+    n = len(windows)
     stage.emit()
     stage.note("combo:" + "+".join(sorted(order)))
     if n > 1:
         stage.note("windowed_genes")
+        if windows[-1][0][0] < windows[-2][0][1]:
+            stage.note("overlapping_windows")
     stage.note("samples", n)
-    slices = [window_slices(len(s), n) for s in seqs]
-    for w in range(n):
-        segments = tuple((m, s[a:b]) for m, s, (a, b) in zip(order, seqs, (sl[w] for sl in slices)))
-        n_tokens = sample_overhead(len(segments)) + sum(len(s) for _, s in segments)
+    for w, bounds in enumerate(windows):
+        segments = tuple((m, x[a:b]) for m, x, (a, b) in zip(order, seqs, bounds))
+        n_tokens = sample_overhead(len(segments)) + sum(len(x) for _, x in segments)
         out.append(
             Sample(
                 sample_id=f"{source}:{gene.group_id}:w{w}",

@@ -42,43 +42,55 @@ _PRIMITIVES = {
 }
 
 
-def _arrow_type(spec) -> pa.DataType:
+def _arrow_type(spec, params: dict) -> pa.DataType:
     if isinstance(spec, str):
         return _PRIMITIVES[spec]
     if "list" in spec:
-        return pa.list_(_arrow_type(spec["list"]))
+        return pa.list_(_arrow_type(spec["list"], params))
     if "struct" in spec:
-        return pa.struct([_arrow_field(f) for f in spec["struct"]])
+        return pa.struct([_arrow_field(f, params) for f in spec["struct"]])
+    if "fixed_size_binary" in spec:  # width is a number or a named run parameter (seq_len)
+        width = spec["fixed_size_binary"]
+        if isinstance(width, str):
+            if width not in params:
+                raise SchemaError(f"schema needs parameter {width!r}")
+            width = params[width]
+        return pa.binary(int(width))
     raise SchemaError(f"unknown type spec {spec!r}")
 
 
-def _arrow_field(f: dict) -> pa.Field:
-    return pa.field(f["name"], _arrow_type(f["type"]), nullable=f.get("nullable", False))
+def _arrow_field(f: dict, params: dict) -> pa.Field:
+    return pa.field(f["name"], _arrow_type(f["type"], params), nullable=f.get("nullable", False))
 
 
 @lru_cache(maxsize=None)
-def arrow_schema(name: str) -> pa.Schema:
+def _schema_spec(name: str) -> dict:
     version = SCHEMA_VERSIONS[name]
     spec = json.loads((schema_dir() / f"{name}.v{version}.json").read_text())
     if spec["version"] != version:
         raise SchemaError(f"schemas/{name}.v{version}.json says version {spec['version']}")
-    meta = {b"bsm_schema": name.encode(), b"bsm_schema_version": str(version).encode()}
-    return pa.schema([_arrow_field(f) for f in spec["fields"]], metadata=meta)
+    return spec
 
 
-def to_table(name: str, rows: list[dict]) -> pa.Table:
+def arrow_schema(name: str, **params) -> pa.Schema:
+    """The Arrow schema of dataset ``name``; packed_row needs ``seq_len``."""
+    meta = {b"bsm_schema": name.encode(), b"bsm_schema_version": str(SCHEMA_VERSIONS[name]).encode()}
+    return pa.schema([_arrow_field(f, params) for f in _schema_spec(name)["fields"]], metadata=meta)
+
+
+def to_table(name: str, rows: list[dict], **params) -> pa.Table:
     """Build a table from row dicts; raises SchemaError naming the bad column."""
-    schema = arrow_schema(name)
+    schema = arrow_schema(name, **params)
     try:
         table = pa.Table.from_pylist(rows, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as e:
         raise SchemaError(f"{name}: rows do not fit schema v{SCHEMA_VERSIONS[name]}: {e}") from e
-    validate_table(name, table)
+    validate_table(name, table, **params)
     return table
 
 
-def validate_table(name: str, table: pa.Table) -> None:
-    schema = arrow_schema(name)
+def validate_table(name: str, table: pa.Table, **params) -> None:
+    schema = arrow_schema(name, **params)
     if not table.schema.equals(schema, check_metadata=False):
         raise SchemaError(f"{name}: schema mismatch\nexpected:\n{schema}\ngot:\n{table.schema}")
     for field in schema:

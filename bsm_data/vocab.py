@@ -124,8 +124,8 @@ def load_vocab(path: str | None = None) -> Vocab:
     )
 
 
-def encode_sequence(vocab: Vocab, modality: str, seq: str | bytes) -> np.ndarray:
-    """Token ids (uint8) of one sequence, without its modality tag. Raises TokenizeError."""
+def map_letters(vocab: Vocab, modality: str, seq: str | bytes) -> np.ndarray:
+    """Token ids (uint8) of one sequence under the letter policy. Raises TokenizeError."""
     if not seq:
         raise TokenizeError("empty_sequence", f"empty {modality} sequence")
     if isinstance(seq, str):
@@ -134,17 +134,35 @@ def encode_sequence(vocab: Vocab, modality: str, seq: str | bytes) -> np.ndarray
         except UnicodeEncodeError as e:
             raise TokenizeError("illegal_letter", f"non-ASCII character {seq[e.start]!r}") from None
     ids = vocab.luts[modality][np.frombuffer(seq, dtype=np.uint8)]
-    bad = ids == ILLEGAL
-    if bad.any():
+    if ids.max() == ILLEGAL:  # ILLEGAL is above every id: one pass to detect, a second only to explain
+        bad = ids == ILLEGAL
         letters = sorted(set(bytes(np.frombuffer(seq, dtype=np.uint8)[bad]).decode("ascii")))
         raise TokenizeError(
             "illegal_letter",
             f"{int(bad.sum())} illegal {modality} letter(s) {''.join(letters)!r}, first at {int(bad.argmax())}",
         )
+    return ids
+
+
+def encode_sequence(vocab: Vocab, modality: str, seq: str | bytes) -> np.ndarray:
+    """Validate a whole sequence (letters and ambiguity) and return its ids. Raises TokenizeError.
+
+    Ambiguity is judged on the whole sequence: a window cut from a valid sequence is not
+    judged again (a window may fall on an N-run of an otherwise good sequence).
+    """
+    ids = map_letters(vocab, modality, seq)
     n_amb = int(np.count_nonzero(ids == vocab.ambiguous_id[modality]))
     if n_amb > vocab.max_ambiguous_fraction * len(ids):
         raise TokenizeError("too_ambiguous", f"{n_amb}/{len(ids)} ambiguous {modality} letters")
     return ids
+
+
+def normalize(vocab: Vocab, modality: str, seq: str) -> str:
+    """The sequence exactly as the model sees it (upper case, ambiguity codes mapped, RNA in U).
+
+    Validates like ``encode_sequence``. Samples store this form, so a sample decodes back from
+    its tokens letter for letter."""
+    return bytes(vocab.letter_of_id[encode_sequence(vocab, modality, seq)]).decode("ascii")
 
 
 def sample_overhead(n_segments: int) -> int:
@@ -153,20 +171,25 @@ def sample_overhead(n_segments: int) -> int:
 
 
 def encode_sample(vocab: Vocab, segments) -> np.ndarray:
-    """``segments`` is a sequence of (modality, sequence) pairs; returns the sample's ids."""
-    parts = [np.array([vocab.bos], dtype=np.uint8)]
+    """``segments`` is a sequence of (modality, sequence) pairs of validated sequences (or
+    windows of them); returns the document's ids. Illegal letters still raise."""
+    out = np.empty(sample_overhead(len(segments)) + sum(len(s) for _, s in segments), dtype=np.uint8)
+    out[0], pos = vocab.bos, 1
     for i, (modality, seq) in enumerate(segments):
         if i:
-            parts.append(np.array([vocab.sep], dtype=np.uint8))
-        parts.append(np.array([vocab.tag(modality)], dtype=np.uint8))
-        parts.append(encode_sequence(vocab, modality, seq))
-    parts.append(np.array([vocab.eos], dtype=np.uint8))
-    return np.concatenate(parts)
+            out[pos], pos = vocab.sep, pos + 1
+        out[pos], pos = vocab.tag(modality), pos + 1
+        ids = map_letters(vocab, modality, seq)
+        out[pos : pos + len(ids)], pos = ids, pos + len(ids)
+    out[pos] = vocab.eos
+    return out
 
 
 def decode_sample(vocab: Vocab, ids) -> list[tuple[str, str]]:
-    """Inverse of encode_sample for one document (stops at <eos>; <pad> is skipped)."""
-    ids = np.asarray(ids, dtype=np.uint8)
+    """Inverse of encode_sample for one document (stops at <eos>; <pad> is skipped).
+
+    ``ids`` may be an array or the raw bytes of a packed row's ``tokens`` value."""
+    ids = np.frombuffer(ids, dtype=np.uint8) if isinstance(ids, (bytes, bytearray, memoryview)) else np.asarray(ids, dtype=np.uint8)
     tags = vocab.modality_of_tag()
     segments: list[tuple[str, str]] = []
     start, modality = None, None

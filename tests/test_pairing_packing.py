@@ -5,7 +5,7 @@ import pytest
 
 from bsm_data.accounting import Accounting
 from bsm_data.packing import assign_rows, pack
-from bsm_data.pairing import n_windows, pair_gene
+from bsm_data.pairing import pair_gene, window_bounds
 from bsm_data.records import GeneSequences, Reject, Sample
 from bsm_data.vocab import decode_sample, encode_sample, load_vocab
 
@@ -58,9 +58,14 @@ def test_long_pairs_are_windowed_with_every_modality_in_every_window(data_dir):
         assert s.window == w and [m for m, _ in s.segments] == order
         assert s.n_tokens <= 512
         assert len(encode_sample(vocab, s.segments)) == s.n_tokens
-    # windows tile each segment exactly
+    # windows cover each segment, in order, contiguous except an end-aligned last window
     for k, m in enumerate(order):
-        assert "".join(s.segments[k][1] for s in samples) == {"dna": gene.dna, "rna": gene.rna, "protein": gene.protein}[m]
+        full = {"dna": gene.dna, "rna": gene.rna, "protein": gene.protein}[m]
+        covered = "".join(s.segments[k][1] for s in samples[:-1])
+        assert full.startswith(covered) and full.endswith(samples[-1].segments[k][1])
+        assert len(covered) + len(samples[-1].segments[k][1]) >= len(full)
+    # all windows but the last are full: they fill a row
+    assert all(s.n_tokens >= 512 - 2 * len(order) for s in samples[:-1])
     acct.check()
     assert acct.stage("pair").notes["windowed_genes"] == 1
 
@@ -92,11 +97,20 @@ def test_invalid_modality_is_rejected_and_gene_continues(data_dir):
     acct.check()
 
 
-def test_n_windows_fits():
-    for lengths in ([500, 500], [3000, 1000, 333], [10, 10, 10], [1010, 3]):
-        n = n_windows(lengths, 1024)
-        worst = sum(-(-x // n) for x in lengths) + 2 + 2 * len(lengths) - 1
-        assert worst <= 1024
+def test_window_bounds_fit_cover_and_respect_min_slice():
+    for lengths in ([500, 500], [3000, 1000, 333], [10, 10, 10], [1010, 3], [5000, 1700, 560], [2100, 700]):
+        windows = window_bounds(lengths, 1024, 64)
+        if windows is None:
+            assert min(lengths) * (1024 - 2 - 2 * len(lengths) + 1 - len(lengths)) // sum(lengths) < 64
+            continue
+        for w in windows:
+            assert sum(b - a for a, b in w) + 2 + 2 * len(lengths) - 1 <= 1024
+            if len(windows) > 1:
+                assert min(b - a for a, b in w) >= 64
+        for j, n in enumerate(lengths):
+            assert windows[0][j][0] == 0 and windows[-1][j][1] == n
+            for prev, nxt in zip(windows, windows[1:]):
+                assert nxt[j][0] <= prev[j][1]  # no gap
 
 
 def test_best_fit_packing_is_order_independent_and_keeps_documents_whole():
@@ -106,12 +120,13 @@ def test_best_fit_packing_is_order_independent_and_keeps_documents_whole():
     shuffled = docs[:]
     rng.shuffle(shuffled)
     b = pack(shuffled, 1024, seed=7)
-    assert np.array_equal(a.tokens, b.tokens) and a.sample_ids == b.sample_ids
+    ids = lambda rows, d: [[d[i][0] for i in r] for r in rows.doc_index]  # noqa: E731
+    assert np.array_equal(a.tokens, b.tokens) and ids(a, docs) == ids(b, shuffled)
     by_id = dict(docs)
     seen = set()
     for r in range(a.n_rows):
         starts = a.doc_starts[r] + [int(a.n_tokens[r])]
-        for k, sid in enumerate(a.sample_ids[r]):
+        for k, sid in enumerate(ids(a, docs)[r]):
             assert np.array_equal(a.tokens[r, starts[k] : starts[k + 1]], by_id[sid])
             seen.add(sid)
         assert not a.tokens[r, a.n_tokens[r] :].any()  # pad after the last document
@@ -131,7 +146,6 @@ def test_decode_recovers_packed_documents(data_dir):
     vocab = load_vocab()
     samples = [s for i in range(10) for s in pair_gene(real_gene(data_dir, i), vocab, Accounting(), seed=0)]
     rows = pack([(s.sample_id, encode_sample(vocab, s.segments)) for s in samples], 1024, seed=0)
-    by_id = {s.sample_id: s for s in samples}
     for r in range(rows.n_rows):
-        for start, sid in zip(rows.doc_starts[r], rows.sample_ids[r]):
-            assert tuple(decode_sample(vocab, rows.tokens[r, start:])) == by_id[sid].segments
+        for start, i in zip(rows.doc_starts[r], rows.doc_index[r]):
+            assert tuple(decode_sample(vocab, rows.tokens[r, start:])) == samples[i].segments
