@@ -1,7 +1,9 @@
 """DuckDB over a build directory, with ready views.
 
 Views (each present when the directory has that dataset):
-- ``shards``: packed rows (tokens BLOB, doc_starts, sample_ids, n_tokens) + ``shard`` file name
+- ``shards``: packed rows (tokens BLOB, doc_starts, sample_rows, n_tokens) + ``shard`` file name
+  and ``row`` number; ``documents``: one row per packed document (shard, row, start, length)
+  joined to its sample (sample_id, source, segments)
 - ``samples``: documents before packing; ``segments``: one row per segment with its modality,
   length (residues) and position in the sample
 - ``rejects``: everything not used, with stage, reason, detail and provenance
@@ -45,13 +47,25 @@ def connect(data_dir: str) -> duckdb.DuckDBPyConnection:
     if not sets:
         raise FileNotFoundError(f"{data_dir}: no manifest.json and no <dataset>/*.parquet files")
     for name, paths in sets.items():
-        if name == "shards":  # keep the file name: which shard a row is in
+        if name == "shards":  # keep which shard, and which row of it, a row is
             con.execute(
-                f"CREATE VIEW shards AS SELECT * EXCLUDE (filename), parse_filename(filename) AS shard "
-                f"FROM read_parquet({_sql_list(paths)}, filename = true)"
+                f"CREATE VIEW shards AS SELECT * EXCLUDE (filename, file_row_number), parse_filename(filename) AS shard, "
+                f"file_row_number AS row FROM read_parquet({_sql_list(paths)}, filename = true, file_row_number = true)"
             )
         else:
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_sql_list(paths)})")
+    if "samples" in sets and "shards" in sets:
+        con.execute(
+            f"""CREATE VIEW documents AS
+               WITH docs AS (
+                   SELECT shard, row, unnest(doc_starts) AS start, unnest(sample_rows) AS sample_row FROM shards),
+               s AS (
+                   SELECT parse_filename(filename) AS shard, file_row_number AS sample_row, sample_id, source,
+                          n_tokens, segments
+                   FROM read_parquet({_sql_list(sets['samples'])}, filename = true, file_row_number = true))
+               SELECT docs.shard, docs.row, docs.start, s.n_tokens AS length, s.sample_id, s.source, s.segments
+               FROM docs JOIN s USING (shard, sample_row)"""
+        )
     if "samples" in sets:
         con.execute(
             """CREATE VIEW segments AS

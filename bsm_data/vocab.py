@@ -6,7 +6,7 @@ ambiguity codes and illegal letters all come from it, so data and model can neve
 
 Encoding policy (also written in the vocabulary file):
 - case is folded (lower-case soft-masking is not kept);
-- DNA/RNA IUPAC ambiguity codes R Y S W K M B D H V become N; protein J becomes X;
+- DNA/RNA IUPAC ambiguity codes R Y S W K M B D H V, and X, become N; protein J becomes X;
 - in RNA segments T is read as U (RNA databases often store RNA in the DNA alphabet);
 - any other character (digits, ``*``, gaps, whitespace, non-ASCII) rejects the sequence with
   reason ``illegal_letter``; more than ``max_ambiguous_fraction`` N/X rejects it with reason

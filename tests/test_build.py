@@ -171,6 +171,8 @@ def test_queries_from_readme(local_build):
     hist = run_query(str(out), "SELECT n_tokens // 128 * 128 AS bin, count(*) AS n FROM samples GROUP BY ALL ORDER BY bin", fmt="json")
     bins = [json.loads(line) for line in hist.splitlines()]
     assert sum(b["n"] for b in bins) == manifest["totals"]["documents"] and bins[-1]["bin"] <= 1024
+    n_docs, doc_tokens = connect(str(out)).execute("SELECT count(*), sum(length) FROM documents").fetchone()
+    assert (n_docs, doc_tokens) == (manifest["totals"]["documents"], manifest["totals"]["tokens"])
     shards = run_query(str(out), "SELECT sum(tokens) AS t FROM manifest_shards", fmt="csv")
     assert shards.splitlines()[1] == str(manifest["totals"]["tokens"])
 
