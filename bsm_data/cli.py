@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--workers", type=int, default=1, help="local Beam workers (DirectRunner multi-processing)")
     rs.set_defaults(func=cmd_data_refseq)
 
+    from .fetch import add_fetch_parser
+
+    add_fetch_parser(sub)
+
     q = sub.add_parser("query", help="SQL over a build directory through DuckDB (views: shards, samples, segments, rejects, manifest_shards, accounting, reject_reasons)")
     q.add_argument("sql")
     q.add_argument("--data", default="out/demo", help="build directory (default out/demo)")
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `bsm query ... | head` ends quietly
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.func not in (cmd_data_refseq, cmd_demo):
+    if rest and args.func not in (cmd_data_refseq, cmd_demo):  # those pass extra options to Beam
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.func(args, rest)
 
