@@ -147,18 +147,35 @@ def finalize(out_dir: str, bucket_results: list[dict], acct: Accounting, *, pipe
     return manifest
 
 
-def build_genbank_local(inputs: list[str], out_dir: str, *, seed: int = 0, seq_len: int = 1024, flank: int = 100, num_shards: int = 1, source: str = "refseq", progress=None) -> dict:
-    """The RefSeq build without Beam: same functions, same bytes, one process."""
+def build_local(items, acct: Accounting, out_dir: str, *, pipeline: str, options: dict, seed: int, seq_len: int, num_shards: int) -> dict:
+    """Bucket a stream of Samples and Rejects, write every bucket, then the manifest.
+
+    The engine-free twin of ``pipelines.common.write_shards``; the bytes are the same.
+    ``acct`` must have counted everything that produced ``items``.
+    """
     clear_for_run(out_dir)
-    acct = Accounting()
     samples: dict[int, list] = {b: [] for b in range(num_shards)}
     rejects: dict[int, list] = {b: [] for b in range(num_shards)}
-    for path in progress(inputs) if progress else inputs:
-        for item in genbank_file_to_samples(path, acct, seed=seed, seq_len=seq_len, flank=flank, source=source):
-            if isinstance(item, Sample):
-                samples[bucket_of(item.sample_id, num_shards)].append(item)
-            else:
-                rejects[bucket_of("|".join(reject_key(item)), num_shards)].append(item)
+    for item in items:
+        if isinstance(item, Sample):
+            samples[bucket_of(item.sample_id, num_shards)].append(item)
+        else:
+            rejects[bucket_of("|".join(reject_key(item)), num_shards)].append(item)
     results = [write_bucket(out_dir, b, samples[b], rejects[b], seed=seed, seq_len=seq_len) for b in range(num_shards)]
-    options = {"inputs": sorted(os.path.basename(p) for p in inputs), "num_shards": num_shards, "flank": flank}
-    return finalize(out_dir, results, acct, pipeline="refseq", options=options, seed=seed, seq_len=seq_len)
+    return finalize(out_dir, results, acct, pipeline=pipeline, options=options, seed=seed, seq_len=seq_len)
+
+
+def build_genbank_local(inputs: list[str], out_dir: str, *, seed: int = 0, seq_len: int = 1024, flank: int = 100, num_shards: int = 1, source: str = "refseq", progress=None) -> dict:
+    """The RefSeq build without Beam: same functions, same bytes, one process."""
+    acct = Accounting()
+    items = (
+        item
+        for path in (progress(inputs) if progress else inputs)
+        for item in genbank_file_to_samples(path, acct, seed=seed, seq_len=seq_len, flank=flank, source=source)
+    )
+    return build_local(items, acct, out_dir, pipeline="refseq", options=refseq_options(inputs, num_shards, flank), seed=seed, seq_len=seq_len, num_shards=num_shards)
+
+
+def refseq_options(inputs: list[str], num_shards: int, flank: int) -> dict:
+    """The options recorded in the manifest: the same for every engine, so manifests match."""
+    return {"inputs": sorted(os.path.basename(p) for p in inputs), "num_shards": num_shards, "flank": flank}
