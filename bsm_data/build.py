@@ -28,7 +28,8 @@ from .schemas import SCHEMA_VERSIONS, to_table
 from .shards import clear_for_run, remove_unlisted, write_dataset_file, write_manifest, write_shard
 from .vocab import encode_sample, load_vocab
 
-DATASET_DIRS = ["shards", "samples", "rejects"]
+DATASET_DIRS = ["shards", "samples", "rejects", "valid/shards", "valid/samples"]
+SPLITS = {"train": "", "valid": "valid/"}  # split -> directory prefix
 
 
 def package_version() -> str:
@@ -56,13 +57,16 @@ def genbank_file_to_samples(path: str, acct: Accounting, *, seed: int, seq_len: 
             yield from pair_gene(item, vocab, acct, seed=seed, seq_len=seq_len, source=source)
 
 
-def write_bucket(out_dir: str, bucket: int, samples: list[Sample], rejects: list[Reject], *, seed: int, seq_len: int) -> dict:
-    """Tokenize, pack and write one bucket's shard, samples and rejects. Returns manifest parts."""
+def write_bucket(out_dir: str, bucket: int, samples: list[Sample], rejects: list[Reject], *, seed: int, seq_len: int, split: str = "train") -> dict:
+    """Tokenize, pack and write one bucket's shard, samples and rejects. Returns manifest parts.
+
+    ``split="valid"`` writes under ``valid/`` (held-out rows for validation loss)."""
     vocab = load_vocab()
     samples = sorted(samples, key=lambda s: s.sample_id)
     rejects = sorted(rejects, key=reject_key)
     name = f"part-{bucket:05d}.parquet"
-    result = {"bucket": bucket, "shard": None, "files": {}, "sources": {}, "pack": StageCounts("pack").to_dict()}
+    prefix = SPLITS[split]
+    result = {"bucket": bucket, "split": split, "shard": None, "files": {}, "sources": {}, "pack": StageCounts("pack").to_dict()}
     if rejects:
         result["files"]["rejects"] = write_dataset_file(
             "reject", to_table("reject", [r.as_row() for r in rejects]), out_dir, f"rejects/{name}",
@@ -76,9 +80,9 @@ def write_bucket(out_dir: str, bucket: int, samples: list[Sample], rejects: list
     rows = pack(docs, seq_len, seed)
     pack_counts.emit(rows.n_documents)
     result["pack"] = pack_counts.to_dict()
-    result["shard"] = write_shard(rows, out_dir, f"shards/{name}")
-    result["files"]["samples"] = write_dataset_file(
-        "sample", to_table("sample", [s.as_row() for s in samples]), out_dir, f"samples/{name}",
+    result["shard"] = write_shard(rows, out_dir, f"{prefix}shards/{name}")
+    result["files"]["valid_samples" if prefix else "samples"] = write_dataset_file(
+        "sample", to_table("sample", [s.as_row() for s in samples]), out_dir, f"{prefix}samples/{name}",
         dictionary=["source", "source_file", "record_id"],
     )
     sources: dict[str, Counter] = {}
@@ -90,24 +94,40 @@ def write_bucket(out_dir: str, bucket: int, samples: list[Sample], rejects: list
     return result
 
 
-def finalize(out_dir: str, bucket_results: list[dict], acct: Accounting, *, pipeline: str, options: dict, seed: int, seq_len: int) -> dict:
-    """Merge bucket results, check every count reconciles, and write the manifest last."""
-    bucket_results = sorted(bucket_results, key=lambda r: r["bucket"])
+def finalize(
+    out_dir: str,
+    bucket_results: list[dict],
+    acct: Accounting,
+    *,
+    pipeline: str,
+    options: dict,
+    seed: int,
+    seq_len: int,
+    upsample: dict[str, float] | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Merge bucket results, check every count reconciles, and write the manifest last.
+
+    ``upsample`` gives each source's upsampling factor (default 1.0); ``extra`` adds top-level
+    manifest keys (a round's mix and decontamination summaries)."""
+    bucket_results = sorted(bucket_results, key=lambda r: (r.get("split", "train"), r["bucket"]))
     pack_counts = StageCounts("pack")
     sources: dict[str, Counter] = {}
     files: dict[str, list] = {"samples": [], "rejects": []}
-    shards = []
+    shards, validation = [], []
     for r in bucket_results:
         pack_counts.merge(StageCounts.from_dict("pack", r["pack"]))
-        for src, c in r["sources"].items():
-            sources.setdefault(src, Counter()).update(c)
+        train = r.get("split", "train") == "train"
+        if train:
+            for src, c in r["sources"].items():
+                sources.setdefault(src, Counter()).update(c)
         for kind, entry in r["files"].items():
-            files[kind].append(entry)
+            files.setdefault(kind, []).append(entry)
         if r["shard"]:
-            shards.append(r["shard"])
+            (shards if train else validation).append(r["shard"])
     acct.stages["pack"] = pack_counts
     acct.check()
-    n_samples = sum(s["rows"] for s in files["samples"])
+    n_samples = sum(s["rows"] for s in files["samples"] + files.get("valid_samples", []))
     if n_samples != pack_counts.n_in:
         raise RuntimeError(f"samples written ({n_samples}) != samples packed ({pack_counts.n_in})")
     rows = sum(s["rows"] for s in shards)
@@ -128,12 +148,15 @@ def finalize(out_dir: str, bucket_results: list[dict], acct: Accounting, *, pipe
         "schemas": dict(SCHEMA_VERSIONS),
         "shards": shards,
         "files": files,
-        "sources": {k: {"samples": v["samples"], "tokens": v["tokens"], "upsample": 1.0} for k, v in sorted(sources.items())},
+        "sources": {
+            k: {"samples": v["samples"], "tokens": v["tokens"], "upsample": (upsample or {}).get(k, 1.0)}
+            for k, v in sorted(sources.items())
+        },
         "totals": {
             "rows": rows,
             "tokens": tokens,
             "pad_tokens": pad,
-            "documents": pack_counts.n_out,
+            "documents": sum(s["documents"] for s in shards),
             "bytes": shard_bytes,
             "padding_fraction": round(pad / (rows * seq_len), 6) if rows else 0.0,
             "bytes_per_token": round(shard_bytes / tokens, 6) if tokens else 0.0,
@@ -141,7 +164,10 @@ def finalize(out_dir: str, bucket_results: list[dict], acct: Accounting, *, pipe
         "accounting": acct.to_dict(),
         "reject_summary": dict(sorted(reject_summary.items())),
     }
-    listed = {e["path"] for e in shards} | {e["path"] for es in files.values() for e in es}
+    if validation:
+        manifest["validation"] = validation
+    manifest.update(extra or {})
+    listed = {e["path"] for e in shards + validation} | {e["path"] for es in files.values() for e in es}
     remove_unlisted(out_dir, listed, DATASET_DIRS)
     write_manifest(out_dir, manifest)
     return manifest

@@ -64,6 +64,24 @@ def cmd_data_refseq(args, beam_args: list[str]) -> int:
     return 0
 
 
+def cmd_data_build(args, _beam) -> int:
+    from .rounds import build_round, mix_error
+
+    ratios = None
+    if args.ratio:
+        ratios = {k: float(v) for k, v in (r.split("=", 1) for r in args.ratio)}
+    manifest = build_round(
+        args.round, args.sources, args.output, ratios=ratios, total_tokens=args.total_tokens, seed=args.seed,
+        seq_len=args.seq_len, num_shards=args.num_shards, valid_fraction=args.valid_fraction,
+    )
+    print(summary_table(manifest, args.output))
+    print(f"\n{'source':<10}{'available':>12}{'tokens':>12}{'upsample':>10}{'target':>9}{'achieved':>10}")
+    for name, r in manifest["mix"].items():
+        print(f"{name:<10}{r['available_tokens']:>12}{r['tokens']:>12}{r['upsample']:>10.3f}{r['target_ratio']:>9.4f}{r['achieved_ratio']:>10.4f}")
+    print(f"largest ratio deviation: {100 * mix_error(manifest):.3f}%")
+    return 0
+
+
 def _progress(unit: str):
     from tqdm import tqdm
 
@@ -139,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     from .fetch import add_fetch_parser
 
     add_fetch_parser(sub)
+
+    rb = data.add_parser(
+        "build",
+        help="decontaminate, mix and pack one training round from source builds",
+        description="Mixes source build directories (outputs of bsm data refseq/gene/single/web) at the paper's "
+        "token ratios: round 1 single; round 2 single:refseq:gene = 10:2:1; round 3 refseq:gene:web = 1:1:10.",
+    )
+    rb.add_argument("sources", nargs="+", help="source build directories, one source each")
+    rb.add_argument("--round", type=int, choices=[1, 2, 3], required=True)
+    rb.add_argument("--output", required=True)
+    rb.add_argument("--ratio", action="append", default=[], metavar="SOURCE=WEIGHT", help="override the paper's mix (repeatable)")
+    rb.add_argument("--total-tokens", type=int, help="token budget of the round (default: the tokens available)")
+    rb.add_argument("--valid-fraction", type=float, default=0.01, help="held-out fraction per source, by gene/group")
+    rb.add_argument("--seed", type=int, default=0)
+    rb.add_argument("--seq-len", type=int, default=1024)
+    rb.add_argument("--num-shards", type=int, default=1)
+    rb.set_defaults(func=cmd_data_build)
 
     q = sub.add_parser("query", help="SQL over a build directory through DuckDB (views: shards, samples, segments, rejects, manifest_shards, accounting, reject_reasons)")
     q.add_argument("sql")
