@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--num-shards", type=int, default=2)
     demo.add_argument("--workers", type=int, default=1)
-    demo.set_defaults(func=cmd_demo)
+    demo.set_defaults(func=cmd_demo, beam_passthrough=True)
 
     data = sub.add_parser("data", help="build datasets and shards").add_subparsers(dest="data_command", required=True)
     rs = data.add_parser(
@@ -152,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--num-shards", type=int, default=1, help="output shards; fixes the bucketing, so it is part of the result")
     rs.add_argument("--engine", choices=["beam", "local"], default="beam", help="beam (default) or a plain loop without Beam")
     rs.add_argument("--workers", type=int, default=1, help="local Beam workers (DirectRunner multi-processing)")
-    rs.set_defaults(func=cmd_data_refseq)
+    rs.set_defaults(func=cmd_data_refseq, beam_passthrough=True)
+
+    from pipelines.single import add_single_parser
+
+    add_single_parser(data)
 
     from .fetch import add_fetch_parser
 
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `bsm query ... | head` ends quietly
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.func not in (cmd_data_refseq, cmd_demo):  # those pass extra options to Beam
+    if rest and not getattr(args, "beam_passthrough", False):  # Beam commands pass unknown options to Beam
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return args.func(args, rest)
 

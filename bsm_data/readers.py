@@ -45,10 +45,12 @@ Later stages, each reconciling ``in = out + rejected``; the chain for one source
 - ``dedup`` (``dedup_exact``): exact duplicates by sha256(modality, sequence); first kept.
 - ``length`` (``check_length``): fewer than ``MIN_LENGTH`` (10) residues -> ``too_short``.
 - ``window`` (``window``): a single-modal document is ``<bos><tag>seq<eos>``, i.e. length + 3
-  tokens. A sequence of ``L > seq_len - 3`` residues is cut into ``n = ceil(L / (seq_len - 3))``
-  consecutive windows without overlap; window ``i`` is ``seq[L*i//n : L*(i+1)//n]``, so
-  windows differ in length by at most one residue (no tiny tail window), each fits, and
-  together they cover the sequence exactly. Notes count ``windows`` and ``split_entries``.
+  tokens. A longer sequence is cut into consecutive windows without overlap that cover it
+  exactly: full windows of ``seq_len - 3`` residues (each fills a packed row) and a shorter
+  tail, which packs into the room other rows leave. A tail under ``MIN_TAIL`` residues would
+  be a useless fragment, so then the last two windows share the remainder evenly. (Near-equal
+  windows were measured to cost 9.5% padding on the bundled data against 0.3% for this.)
+  Notes count ``windows`` and ``split_entries``.
 """
 from __future__ import annotations
 
@@ -602,11 +604,14 @@ def check_length(entry: SeqEntry, acct: Accounting, source: str, *, min_length: 
     return entry
 
 
+MIN_TAIL = 64
+
+
 def window(entry: SeqEntry | str, seq_len: int, acct: Accounting | None = None) -> list[tuple[int, str]]:
     """Cut a sequence into documents that fit ``seq_len`` tokens: ``[(start, subsequence), ...]``.
 
     ``start`` is the 0-based residue offset of the window. See the module docstring for the
-    policy (near-equal consecutive windows, no overlap, exact cover). With ``acct``, stage
+    policy (full windows and a tail, no overlap, exact cover). With ``acct``, stage
     ``window`` counts the entry in and out and notes ``windows`` and ``split_entries``.
     """
     seq = entry if isinstance(entry, str) else entry.sequence
@@ -614,9 +619,13 @@ def window(entry: SeqEntry | str, seq_len: int, acct: Accounting | None = None) 
     if budget < 1:
         raise ValueError(f"seq_len {seq_len} leaves no room for residues")
     length = len(seq)
-    n = max(1, math.ceil(length / budget))
-    bounds = [length * i // n for i in range(n + 1)]
-    windows = [(bounds[i], seq[bounds[i]: bounds[i + 1]]) for i in range(n)]
+    n_full, tail = divmod(length, budget)
+    if n_full == 0 or tail == 0 or tail >= MIN_TAIL:
+        bounds = [i * budget for i in range(n_full + 1)] + ([length] if tail or not n_full else [])
+    else:  # a fragment tail: the last two windows share the remainder
+        bounds = [i * budget for i in range(n_full)] + [(n_full - 1) * budget + (budget + tail) // 2, length]
+    n = len(bounds) - 1
+    windows = [(bounds[i], seq[bounds[i] : bounds[i + 1]]) for i in range(n)]
     if acct is not None:
         stage = acct.stage("window")
         stage.take()

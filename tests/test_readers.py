@@ -11,6 +11,7 @@ from Bio import AlignIO, SeqIO
 import bsm_data.readers as readers
 from bsm_data.accounting import Accounting
 from bsm_data.readers import (
+    MIN_TAIL,
     SeqEntry,
     check_length,
     check_modality,
@@ -242,7 +243,9 @@ def test_windows_cover_exactly_and_fit(seq_len):
         assert "".join(w for _, w in wins) == seq
         assert [s for s, _ in wins] == [sum(len(w) for _, w in wins[:i]) for i in range(len(wins))]
         sizes = [len(w) for _, w in wins]
-        assert max(sizes) + 3 <= seq_len and max(sizes) - min(sizes) <= 1
+        assert max(sizes) + 3 <= seq_len
+        assert all(n == budget for n in sizes[:-2])  # full windows fill a packed row
+        assert min(sizes) >= min(length, MIN_TAIL, budget // 2)  # no fragment window
 
 
 def test_windows_on_real_rrna_with_notes():
