@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_single_parser(data)
 
+    from pipelines.gene import add_gene_parser
+
+    add_gene_parser(data)
+
     from .fetch import add_fetch_parser
 
     add_fetch_parser(sub)
