@@ -49,12 +49,10 @@ def cmd_data_refseq(args, beam_args: list[str]) -> int:
         files = sorted(p for pat in inputs for p in glob.glob(pat))
         manifest = build_genbank_local(files, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank, num_shards=args.num_shards, progress=_progress("files"))
     else:
+        from pipelines.options import beam_args_for
         from pipelines.refseq import run
 
-        if not any(a.startswith("--runner") for a in beam_args):
-            beam_args = ["--runner=DirectRunner", *beam_args]
-        if args.workers > 1 and not any("direct_num_workers" in a for a in beam_args):
-            beam_args += [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"]
+        beam_args = beam_args_for(beam_args, args.workers)
         run(inputs, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank, num_shards=args.num_shards, beam_args=beam_args)
         from .shards import read_manifest
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import glob
 import os
-import sys
 import time
 
 GENES = "genes"
@@ -251,10 +250,9 @@ def cmd_data_gene(args, beam_args: list[str]) -> int:
             num_shards=args.num_shards, tax_ids=args.tax_ids, progress=_progress("files"),
         )
     else:
-        if not any(a.startswith("--runner") for a in beam_args):
-            beam_args = ["--runner=DirectRunner", *beam_args]
-        if args.workers > 1 and not any("direct_num_workers" in a for a in beam_args):
-            beam_args += [f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"]
+        from .options import beam_args_for
+
+        beam_args = beam_args_for(beam_args, args.workers)
         run(gene2accession, sequences, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank,
             num_shards=args.num_shards, tax_ids=args.tax_ids, beam_args=beam_args)
         from bsm_data.shards import read_manifest
@@ -264,16 +262,3 @@ def cmd_data_gene(args, beam_args: list[str]) -> int:
     print(f"\ndone in {time.perf_counter() - start:.1f}s")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pipelines.gene ...``: the same options as ``bsm data gene`` (until it is wired)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="pipelines.gene")
-    add_gene_parser(parser.add_subparsers(dest="command", required=True))
-    args, rest = parser.parse_known_args(["gene", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args, rest)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

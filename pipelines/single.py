@@ -18,7 +18,6 @@ costs the ``bsm`` command line nothing (importing Beam takes about 1.5 s).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 GROUPS_PER_BATCH = 512  # digest groups deduplicated per call (one accounting dict per batch)
@@ -129,10 +128,9 @@ def cmd_data_single(args, beam_args: list[str]) -> int:
 
         manifest = build_single_local(spec, args.output, seed=args.seed, seq_len=args.seq_len, num_shards=args.num_shards, progress=_progress("files"))
     else:
-        if not any(a.startswith("--runner") for a in beam_args):
-            beam_args = ["--runner=DirectRunner", *beam_args]
-        if args.workers > 1 and not any("direct_num_workers" in a for a in beam_args):
-            beam_args = [*beam_args, f"--direct_num_workers={args.workers}", "--direct_running_mode=multi_processing"]
+        from .options import beam_args_for
+
+        beam_args = beam_args_for(beam_args, args.workers)
         run(spec, args.output, seed=args.seed, seq_len=args.seq_len, num_shards=args.num_shards, beam_args=beam_args)
         from bsm_data.shards import read_manifest
 
@@ -169,14 +167,3 @@ def add_single_parser(data_subparsers) -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_data_single, beam_passthrough=True)
     return sp
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pipelines.single ARGS`` == ``bsm data single ARGS`` (until cli.py wires it)."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.single")
-    add_single_parser(parser.add_subparsers(dest="command", required=True))
-    args, rest = parser.parse_known_args(["single", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args, rest)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
