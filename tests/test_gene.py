@@ -337,7 +337,7 @@ def test_local_and_beam_one_and_two_workers_are_byte_identical(local_build, tmp_
     for workers in (1, 2):
         dst = tmp_path / f"beam{workers}"
         subprocess.run(
-            [sys.executable, "-m", "pipelines.gene", "--output", str(dst), "--num-shards", "2", "--workers", str(workers),
+            [sys.executable, "-m", "bsm_data.cli", "data", "gene", "--output", str(dst), "--num-shards", "2", "--workers", str(workers),
              "--gene2accession", str(DERIVED), *[a for p in SEQUENCES for a in ("--sequences", p)]],
             check=True, cwd=ROOT, capture_output=True,
         )

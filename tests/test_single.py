@@ -342,7 +342,7 @@ def test_local_engine_and_beam_1_and_2_workers_are_byte_identical(tmp_path):
     }
     for workers, args in runs.items():
         dst = tmp_path / f"beam{workers}"
-        r = subprocess.run([sys.executable, "-m", "pipelines.single", "--output", str(dst), *common, *args], cwd=ROOT, capture_output=True, text=True)
+        r = subprocess.run([sys.executable, "-m", "bsm_data.cli", "data", "single", "--output", str(dst), *common, *args], cwd=ROOT, capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-3000:]
         assert "dedup" in r.stdout and "documents" in r.stdout
         assert digests(dst) == digests(local), f"beam with {workers} worker(s) differs from the local engine"
