@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_gene_parser(data)
 
+    from pipelines.web import add_web_parser
+
+    add_web_parser(data)
+
     from .fetch import add_fetch_parser
 
     add_fetch_parser(sub)
