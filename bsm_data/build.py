@@ -105,11 +105,13 @@ def finalize(
     seq_len: int,
     upsample: dict[str, float] | None = None,
     extra: dict | None = None,
+    extra_files: dict[str, list] | None = None,
 ) -> dict:
     """Merge bucket results, check every count reconciles, and write the manifest last.
 
     ``upsample`` gives each source's upsampling factor (default 1.0); ``extra`` adds top-level
-    manifest keys (a round's mix and decontamination summaries)."""
+    manifest keys (a round's mix and decontamination summaries); ``extra_files`` lists other
+    files the run wrote (a contamination report) under ``files``."""
     bucket_results = sorted(bucket_results, key=lambda r: (r.get("split", "train"), r["bucket"]))
     pack_counts = StageCounts("pack")
     sources: dict[str, Counter] = {}
@@ -125,6 +127,8 @@ def finalize(
             files.setdefault(kind, []).append(entry)
         if r["shard"]:
             (shards if train else validation).append(r["shard"])
+    for kind, entries in (extra_files or {}).items():
+        files[kind] = list(entries)
     acct.stages["pack"] = pack_counts
     acct.check()
     n_samples = sum(s["rows"] for s in files["samples"] + files.get("valid_samples", []))

@@ -68,15 +68,27 @@ def cmd_data_build(args, _beam) -> int:
     ratios = None
     if args.ratio:
         ratios = {k: float(v) for k, v in (r.split("=", 1) for r in args.ratio)}
+    registry = None if args.no_decontam else args.registry
+    if registry is None and not args.no_decontam:
+        from .evalsets import build_builtin_registry
+
+        registry = os.path.join(args.output, "registry")
+        build_builtin_registry(registry)
     manifest = build_round(
         args.round, args.sources, args.output, ratios=ratios, total_tokens=args.total_tokens, seed=args.seed,
-        seq_len=args.seq_len, num_shards=args.num_shards, valid_fraction=args.valid_fraction,
+        seq_len=args.seq_len, num_shards=args.num_shards, valid_fraction=args.valid_fraction, registry=registry,
     )
     print(summary_table(manifest, args.output))
     print(f"\n{'source':<10}{'available':>12}{'tokens':>12}{'upsample':>10}{'target':>9}{'achieved':>10}")
     for name, r in manifest["mix"].items():
         print(f"{name:<10}{r['available_tokens']:>12}{r['tokens']:>12}{r['upsample']:>10.3f}{r['target_ratio']:>9.4f}{r['achieved_ratio']:>10.4f}")
     print(f"largest ratio deviation: {100 * mix_error(manifest):.3f}%")
+    d = manifest["decontamination"]
+    if d.get("skipped"):
+        print("decontamination: skipped (--no-decontam)")
+    else:
+        print(f"decontamination: {d['samples_removed']} of {d['samples_checked']} samples removed; "
+              f"report {os.path.join(os.path.abspath(args.output), d['report'])}")
     return 0
 
 
@@ -168,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fetch_parser(sub)
 
+    from .evalsets import add_registry_parsers
+
+    add_registry_parsers(sub)
+
     rb = data.add_parser(
         "build",
         help="decontaminate, mix and pack one training round from source builds",
@@ -183,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--seed", type=int, default=0)
     rb.add_argument("--seq-len", type=int, default=1024)
     rb.add_argument("--num-shards", type=int, default=1)
+    rb.add_argument("--registry", help="evaluation registry to decontaminate against (default: every built-in test set, built into OUTPUT/registry)")
+    rb.add_argument("--no-decontam", action="store_true", help="skip decontamination (recorded in the manifest)")
     rb.set_defaults(func=cmd_data_build)
 
     q = sub.add_parser("query", help="SQL over a build directory through DuckDB (views: shards, samples, segments, rejects, manifest_shards, accounting, reject_reasons)")

@@ -110,15 +110,24 @@ def build_round(
     seq_len: int = 1024,
     num_shards: int = 1,
     valid_fraction: float = 0.01,
-    decontaminate=None,
+    registry: str | None = None,
 ) -> dict:
     """Write one training round from source build directories (one source each).
 
-    ``decontaminate(samples, acct) -> iterable of Sample | Reject`` (stage ``decontam``) removes
-    contaminated samples; its report is written by the caller."""
+    With ``registry`` (an evaluation registry directory, see ``bsm_data.evalsets``) every
+    sample is checked against its test items first; contaminated samples are removed whole
+    (stage ``decontam``) and the contamination report is written to ``<out_dir>/report/`` and
+    listed in the manifest (``files["contamination"]``), so ``bsm query`` and ``bsm validate``
+    see it. Without a registry the manifest says decontamination was skipped."""
     ratios = dict(ratios or PAPER_MIXES[round_no])
     clear_for_run(out_dir)
     acct = Accounting()
+    decontaminate = None
+    if registry is not None:
+        from .decontam import ContaminationIndex, Decontaminator
+
+        index = ContaminationIndex.from_registry(registry)
+        decontaminate = Decontaminator(index)
     rejects: list[Reject] = []
     by_source: dict[str, list[Sample]] = {}
     sources: dict[str, str] = {}
@@ -185,19 +194,23 @@ def build_round(
         "valid_fraction": valid_fraction,
         "num_shards": num_shards,
     }
-    decontam = acct.stages.get("decontam")
-    extra = {
-        "round": round_no,
-        "mix": report,
-        "decontamination": (
-            {"samples_in": decontam.n_in, "samples_removed": decontam.n_rejected, "by_reason": dict(decontam.rejected), **dict(decontam.notes)}
-            if decontam
-            else {"skipped": True}
-        ),
-    }
+    extra = {"round": round_no, "mix": report, "decontamination": {"skipped": True}}
+    extra_files = {}
+    if decontaminate is not None:
+        from .decontam import summarize, write_report
+
+        summary = summarize(index, decontaminate.matches, acct)
+        extra_files["contamination"] = [write_report(out_dir, decontaminate.matches, summary)]
+        extra["decontamination"] = {
+            "registry": registry,
+            "samples_checked": summary["samples_checked"],
+            "samples_removed": summary["samples_removed"],
+            "tasks": {t["task"] + "/" + t["split"]: {k: t[k] for k in ("items", "items_hit", "samples_removed")} for t in summary["tasks"]},
+            "report": "report/contamination.html",
+        }
     return finalize(
-        out_dir, results, acct, pipeline=f"round-{round_no}", options=options, seed=seed, seq_len=seq_len,
-        upsample={k: v["upsample"] for k, v in report.items()}, extra=extra,
+        out_dir, results, acct, pipeline=f"round-{round_no}", options={**options, "registry": registry}, seed=seed,
+        seq_len=seq_len, upsample={k: v["upsample"] for k, v in report.items()}, extra=extra, extra_files=extra_files,
     )
 
 

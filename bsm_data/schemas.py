@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-SCHEMA_VERSIONS = {"sequence_record": 1, "sample": 1, "packed_row": 1, "reject": 1}
+SCHEMA_VERSIONS = {"sequence_record": 1, "sample": 1, "packed_row": 1, "reject": 1, "eval_item": 1, "contamination": 1}
 MANIFEST_VERSION = 1
 
 

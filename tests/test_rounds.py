@@ -67,3 +67,25 @@ def test_round_is_deterministic_and_refuses_a_wrong_source_set(sources, tmp_path
     assert [s["sha256"] for s in a["shards"]] == [s["sha256"] for s in b["shards"]]
     with pytest.raises(ValueError, match="single"):
         build_round(2, dirs, str(tmp_path / "c"))  # the paper's round 2 needs single-modal data
+
+
+def test_round_decontaminates_before_mixing_and_lists_the_report(sources, tmp_path):
+    from bsm_data.evalsets import EvalItem, register_items
+
+    _, samples = read_source_samples(str(sources / "gene"), Accounting())
+    victim = next(s for s in samples if any(m == "protein" for m, _ in s.segments))
+    protein = dict(victim.segments)["protein"]
+    reg = tmp_path / "registry"
+    register_items(reg, [EvalItem("mytask", "test", "item1", "seq", "protein", protein[:200], "mine.fasta")])
+    out = tmp_path / "round"
+    m = build_round(3, [str(sources / "refseq"), str(sources / "gene")], str(out), ratios={"refseq": 1, "gene": 1}, registry=str(reg))
+    assert m["decontamination"]["samples_removed"] >= 1
+    assert m["accounting"]["decontam"]["rejected"]["contaminated"] == m["decontamination"]["samples_removed"]
+    con = connect(str(out))
+    removed = {r[0] for r in con.execute("SELECT DISTINCT sample_id FROM contamination").fetchall()}
+    assert victim.sample_id in removed
+    kept = {r[0].split("#")[0] for r in con.execute("SELECT sample_id FROM samples").fetchall()}
+    assert not kept & removed  # removed whole, before upsampling copies could carry it
+    rejected = {r[0] for r in con.execute("SELECT item_id FROM rejects WHERE stage = 'decontam'").fetchall()}
+    assert removed <= rejected
+    assert (out / "report" / "contamination.html").exists() and m["files"]["contamination"]
