@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from Bio.Align import PairwiseAligner, substitution_matrices
 
+from bsm_data.cli import main as bsm
 from bsm_data.accounting import Accounting
 from bsm_data.build import build_genbank_local, genbank_file_to_samples
 from bsm_data.decontam import (
@@ -280,9 +281,9 @@ def test_cli_decontaminates_a_build_directory(tmp_path, data_dir):
     # a real plasmid gene (NC_005816.ffn) registered as a test item: its RefSeq samples go
     records = [r for r in (data_dir / "genbank" / "NC_005816.ffn").read_text().split(">") if r]
     fa.write_text(">" + records[0])
-    assert evalsets.main(["register", "--registry", str(reg), "--task", "mine", "--split", "test", "--input", str(fa), "--modality", "dna"]) == 0
+    assert bsm(["registry", "register", "--registry", str(reg), "--task", "mine", "--split", "test", "--input", str(fa), "--modality", "dna"]) == 0
     build_genbank_local([str(data_dir / "genbank" / "NC_005816.gb")], str(tmp_path / "build"))
-    assert evalsets.main(["decontam", "--data", str(tmp_path / "build"), "--registry", str(reg), "--report", str(tmp_path / "out")]) == 0
+    assert bsm(["decontam", "--data", str(tmp_path / "build"), "--registry", str(reg), "--report", str(tmp_path / "out")]) == 0
     report = str(tmp_path / "out" / "report")
     rows = run_query(report, "SELECT DISTINCT task, item_id, min(identity) AS i FROM contamination GROUP BY ALL", fmt="csv").splitlines()[1:]
     assert len(rows) == 1 and rows[0].startswith(f"mine,{records[0].split()[0]},") and float(rows[0].split(",")[-1]) >= 0.99

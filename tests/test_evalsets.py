@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from bsm_data.cli import main as bsm
 from bsm_data import evalsets
 from bsm_data.evalsets import (
     EvalItem,
@@ -121,9 +122,9 @@ def test_register_cli_fasta_csv_and_config(tmp_path):
     cs = tmp_path / "peptides.csv"
     cs.write_text("name,peptide,label\np1,MKTAYIAKQR,1\np2,mktayiakqrj,0\n")
     reg = tmp_path / "reg"
-    assert evalsets.main(["register", "--registry", str(reg), "--task", "central_dogma", "--split", "test",
+    assert bsm(["registry", "register", "--registry", str(reg), "--task", "central_dogma", "--split", "test",
                           "--input", str(fa), "--modality", "dna"]) == 0
-    assert evalsets.main(["register", "--registry", str(reg), "--task", "peptides", "--split", "test", "--input", str(cs),
+    assert bsm(["registry", "register", "--registry", str(reg), "--task", "peptides", "--split", "test", "--input", str(cs),
                           "--modality", "protein", "--column", "peptide", "--id-column", "name"]) == 0
     r = Registry(reg)
     by = {(it.task, it.item_id): it for it in r.items()}
@@ -136,7 +137,7 @@ def test_register_cli_fasta_csv_and_config(tmp_path):
     cfg = tmp_path / "sets.toml"
     cfg.write_text('[[set]]\ntask = "cd"\nsplit = "valid"\ninput = "genes.fa"\nmodality = "dna"\n'
                    '[[set]]\ntask = "pep"\nsplit = "test"\ninput = "peptides.csv"\nmodality = "protein"\ncolumn = "peptide"\n')
-    assert evalsets.main(["register", "--registry", str(reg), "--config", str(cfg)]) == 0
+    assert bsm(["registry", "register", "--registry", str(reg), "--config", str(cfg)]) == 0
     meta = json.loads((reg / "registry.json").read_text())
     assert {(e["task"], e["split"]) for e in meta["entries"]} == {
         ("central_dogma", "test"), ("peptides", "test"), ("cd", "valid"), ("pep", "test")}
