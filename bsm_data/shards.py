@@ -33,7 +33,7 @@ from .schemas import (
 from .vocab import load_vocab
 
 MANIFEST = "manifest.json"
-ZSTD_LEVEL = 4  # chosen by benchmarks/bench_pack.py: best bytes/token among levels >= 20M tokens/s
+ZSTD_LEVEL = 5  # benchmarks/bench_pack.py: best bytes/token among levels that keep >= 20M tokens/s
 
 
 class ManifestError(RuntimeError):
