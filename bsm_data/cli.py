@@ -184,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_registry_parsers(sub)
 
+    from bsm_model.cli import add_train_parsers
+
+    add_train_parsers(sub)
+
     rb = data.add_parser(
         "build",
         help="decontaminate, mix and pack one training round from source builds",
