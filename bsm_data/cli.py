@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parsers(sub)
 
+    from bsm_model.eval.cli import add_eval_parser
+
+    add_eval_parser(sub)
+
     rb = data.add_parser(
         "build",
         help="decontaminate, mix and pack one training round from source builds",
