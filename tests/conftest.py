@@ -1,3 +1,4 @@
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,33 @@ def read_fasta(path: Path) -> list[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+def digests(out: Path) -> dict[str, str]:
+    """sha256 of every file under a build directory, by relative path (byte-identity checks)."""
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+SMALL_GENBANK = [str(DATA / "genbank" / f) for f in ("NC_005816.gb", "NC_000932.gb")]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two OpenMP threads stall whenever another
+    process holds a core (each parallel region waits for the descheduled thread)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small_shards(tmp_path_factory):
+    """Real RefSeq shards from two small GenBank files, for model and trainer tests."""
+    from bsm_data.build import build_genbank_local
+
+    out = tmp_path_factory.mktemp("shards")
+    build_genbank_local(SMALL_GENBANK, str(out), seed=0, num_shards=2)
+    return str(out)

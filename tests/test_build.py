@@ -20,17 +20,12 @@ from bsm_data.schemas import SchemaError, to_table
 from bsm_data.shards import ManifestError, read_manifest, read_shard, verify_file
 from bsm_data.vocab import decode_sample, load_vocab
 
+from .conftest import digests
+
 ROOT = Path(__file__).resolve().parents[1]
 GENBANK = sorted(str(p) for p in (ROOT / "data" / "genbank").iterdir() if p.name.endswith(GENBANK_SUFFIXES))
 BSM = [sys.executable, "-m", "bsm_data.cli"]
 
-
-def digests(out: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(out.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

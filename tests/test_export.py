@@ -10,7 +10,6 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from bsm_data.build import build_genbank_local  # noqa: E402
 from bsm_data.vocab import encode_sample, load_vocab  # noqa: E402
 from bsm_model import checkpoint as ckpt  # noqa: E402
 from bsm_model import cli  # noqa: E402
@@ -18,25 +17,14 @@ from bsm_model.data import TrainData  # noqa: E402
 from bsm_model.export import export_hf  # noqa: E402
 from bsm_model.model import BSM, CONFIGS, Documents  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = [str(ROOT / "data" / "genbank" / f) for f in ("NC_005816.gb", "NC_000932.gb")]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine, two OpenMP threads stall whenever another
-    process holds a core (each parallel region waits for the descheduled thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, small_shards):
     base = tmp_path_factory.mktemp("export")
-    shards = base / "shards"
-    build_genbank_local(SMALL, str(shards), seed=0, num_shards=2)
+    shards = Path(small_shards)
     run = base / "run"
     assert cli.main(["train", "--manifest", str(shards), "--out", str(run), "--config", "tiny", "--steps", "3",
                      "--batch-size", "2", "--lr", "1e-2", "--val-fraction", "0.02", "--val-max-rows", "2", "--threads", "1"]) == 0

@@ -19,7 +19,7 @@ from bsm_data.records import GeneSequences, Reject
 from bsm_data.shards import read_manifest
 from bsm_data.vocab import decode_sample, load_vocab
 
-from .conftest import read_fasta
+from .conftest import digests, read_fasta
 
 ROOT = Path(__file__).resolve().parents[1]
 GENBANK_DIR = ROOT / "data" / "genbank"
@@ -36,9 +36,6 @@ A1BG = ("9606\t1\tREVIEWED\tNM_130786.4\t1653960645\tNP_570602.2\t-\tNC_000019.1
 PROKARYOTE = "229193\t2767720\tREVIEWED\t-\t-\tNP_995567.1\t-\tNC_005816.1\t-\t86\t1108\t+\t-\t-\t-\tYP_pPCP01"
 GENBANK_ONLY = "9606\t1\t-\tAB073611.1\t-\tBAB85000.1\t-\t-\t-\t-\t-\t?\t-\t-\t-\tA1BG"
 
-
-def digests(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def write_g2a(path: Path, lines: list[str], *, gz: bool = False, header: str = G2A_HEADER) -> Path:

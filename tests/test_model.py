@@ -6,31 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from bsm_data.build import build_genbank_local
 from bsm_data.vocab import encode_sample, load_vocab
 from bsm_model.config import ROUNDS, LRSchedule, TrainConfig
 from bsm_model.data import MODALITY_NAMES, TrainData, make_batch
 from bsm_model.model import BSM, CONFIGS, IGNORE, Documents, ModelConfig, resolve_attn_backend
 
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = [str(ROOT / "data" / "genbank" / f) for f in ("NC_005816.gb", "NC_000932.gb")]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine, two OpenMP threads stall whenever another
-    process holds a core (each parallel region waits for the descheduled thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("shards")
-    build_genbank_local(SMALL, str(out), seed=0, num_shards=2)
-    return str(out)
+def shards(small_shards):
+    return small_shards
 
 
 @pytest.fixture(scope="module")

@@ -39,14 +39,13 @@ from bsm_data.vocab import decode_sample, load_vocab, normalize
 
 from .test_readers import independent_count
 
+from .conftest import digests
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 PROTEIN, NCRNA, GENBANK = DATA / "protein", DATA / "ncrna", DATA / "genbank"
 GB_SUFFIXES = (".gb", ".gbk", ".gbff")
 
-
-def digests(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
 def split(items):

@@ -14,31 +14,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bsm_data.build import build_genbank_local
 from bsm_model import checkpoint as ckpt
 from bsm_model import cli
 from bsm_model.data import TrainData
 from bsm_model.metrics import read_metrics
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = [str(ROOT / "data" / "genbank" / f) for f in ("NC_005816.gb", "NC_000932.gb")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine, two OpenMP threads stall whenever another
-    process holds a core (each parallel region waits for the descheduled thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    out = tmp_path_factory.mktemp("shards")
-    build_genbank_local(SMALL, str(out), seed=0, num_shards=2)
-    return out
+def shards(small_shards):
+    return Path(small_shards)
 
 
 def args(manifest, out, *extra):
