@@ -21,7 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .accounting import Accounting, StageCounts
 from .genbank import extract_genbank
-from .packing import pack
+from .packing import pack, storage_order
 from .pairing import pair_gene
 from .records import Reject, Sample
 from .schemas import SCHEMA_VERSIONS, to_table
@@ -78,6 +78,7 @@ def write_bucket(out_dir: str, bucket: int, samples: list[Sample], rejects: list
     pack_counts = StageCounts("pack")
     pack_counts.take(len(docs))
     rows = pack(docs, seq_len, seed)
+    rows = rows.take(storage_order(rows, vocab.protein_ids, vocab.id_of["u"]))
     pack_counts.emit(rows.n_documents)
     result["pack"] = pack_counts.to_dict()
     result["shard"] = write_shard(rows, out_dir, f"{prefix}shards/{name}")

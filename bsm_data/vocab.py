@@ -70,6 +70,10 @@ class Vocab:
     def tag(self, modality: str) -> int:
         return self.id_of[f"<{modality}>"]
 
+    @property
+    def protein_ids(self) -> np.ndarray:
+        return np.array([t["id"] for t in self.tokens if t["kind"] == "amino_acid"], dtype=np.uint8)
+
     def modality_of_tag(self) -> dict[int, str]:
         return {self.tag(m): m for m in MODALITIES}
 
