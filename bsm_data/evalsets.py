@@ -73,7 +73,6 @@ counted by reason in ``registry.json``.
 from __future__ import annotations
 
 import csv
-import gzip
 import hashlib
 import io
 import json
@@ -89,6 +88,7 @@ import pyarrow.parquet as pq
 from .records import MODALITIES
 from .schemas import SchemaError, check_file_schema, to_table
 from .shards import atomic_write, write_dataset_file
+from .streams import open_binary
 from .vocab import TokenizeError, load_vocab, normalize
 
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
@@ -173,15 +173,6 @@ class ItemBuilder:
 # ----------------------------------------------------------------------------- file readers
 
 
-def _open_text(path) -> io.TextIOBase:
-    fh = open(path, "rb")
-    magic = fh.peek(2)[:2]
-    fh.close()
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8", newline="")
-
-
 def read_fasta_records(path) -> list[tuple[str, str]]:
     """(header, sequence) pairs of a FASTA file (plain or gzip), in file order."""
     from .readers import read_fasta
@@ -196,7 +187,7 @@ def read_fasta_records(path) -> list[tuple[str, str]]:
 
 
 def read_csv_rows(path) -> list[dict]:
-    with _open_text(path) as fh:
+    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
         sample = fh.read(4096)
         fh.seek(0)
         dialect = csv.excel_tab if sample.count("\t") > sample.count(",") else csv.excel

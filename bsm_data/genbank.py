@@ -78,13 +78,13 @@ import gb_io
 import numpy as np
 
 from .accounting import Accounting
+from .streams import open_stream
 from .genetic_code import THREE_TO_ONE, UnknownTable, start_codons, translate_many
 from .records import GeneSequences, Reject
 
 __all__ = ["extract_genbank"]
 
 READ_CHUNK = 4 << 20  # bytes read per step; a batch is every complete record in the buffer
-GZIP_MAGIC = b"\x1f\x8b"
 
 RNA_KINDS = frozenset({"ncRNA", "tRNA", "rRNA", "tmRNA", "misc_RNA", "precursor_RNA"})
 KEPT_KINDS = frozenset({"CDS", "gene", "mRNA"}) | RNA_KINDS
@@ -297,45 +297,6 @@ def _record_from_bio(rec) -> Record:
 
 
 # ----------------------------------------------------------------------------- reading & parsing
-
-
-def _open_binary(path):
-    """(stream, is_gzip, close): a buffered binary stream, decompressed when the data starts
-    with the gzip magic; ``close`` releases only what this module opened."""
-    owned = not hasattr(path, "read")
-    if not owned:
-        raw = path
-    elif isinstance(path, str) and "://" in path:
-        from apache_beam.io.filesystems import CompressionTypes, FileSystems
-
-        raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-    else:
-        raw = open(path, "rb")
-    if hasattr(raw, "peek"):
-        buffered = raw
-        magic = raw.peek(2)[:2]
-    elif raw.seekable():  # e.g. BytesIO: no wrapper, so reading it whole copies nothing
-        buffered = raw
-        pos = raw.tell()
-        magic = raw.read(2)
-        raw.seek(pos)
-    else:
-        buffered = io.BufferedReader(raw)
-        magic = buffered.peek(2)[:2]
-    fh = buffered
-    is_gzip = magic == GZIP_MAGIC
-    if is_gzip:
-        fh = gzip.GzipFile(fileobj=buffered, mode="rb")
-
-    def close():
-        if fh is not buffered:
-            fh.close()  # a GzipFile on a fileobj leaves that fileobj open
-        if owned:
-            buffered.close()
-        elif buffered is not raw:
-            buffered.detach()  # a caller's stream stays open
-
-    return fh, is_gzip, close
 
 
 def _terminator_ends(buf: bytes, limit: int) -> list[int]:
@@ -1114,7 +1075,7 @@ def extract_genbank(
     source_file = os.path.basename(os.fspath(name)) if name else ""
     parser = _Parser(acct, source, source_file)
     extractor = _Extractor(acct, source, source_file, flank)
-    fh, is_gzip, close = _open_binary(path)
+    fh, is_gzip, close = open_stream(path)
     try:
         for event in _read_batches(fh, is_gzip):
             if event[0] == "records":

@@ -100,6 +100,7 @@ from .build import build_local
 from .pairing import gene_rng, pair_gene
 from .readers import NUCLEOTIDE_LIKE_FRACTION, _nucleotide_fraction, read_sequences, sniff_content
 from .records import GeneSequences, Reject
+from .streams import open_stream
 from .vocab import load_vocab
 
 __all__ = [
@@ -243,7 +244,7 @@ def read_gene2accession(
     name = source_file if source_file is not None else _base(path)
     wanted = frozenset(int(t) for t in tax_ids) if tax_ids else None
     stage = acct.stage("gene2accession")
-    fh, is_gzip, close = gb._open_binary(path)
+    fh, is_gzip, close = open_stream(path)
     lineno = 0
     try:
         try:
@@ -441,7 +442,7 @@ def read_genbank_entries(path, acct: Accounting, *, source: str = SOURCE) -> Ite
     repaired LOCUS, Biopython, else a reject), each with its record-level facts."""
     source_file = _base(path) if isinstance(path, (str, os.PathLike)) else ""
     parser = gb._Parser(acct, source, source_file)
-    fh, is_gzip, close = gb._open_binary(path)
+    fh, is_gzip, close = open_stream(path)
 
     def one(item, text):
         if isinstance(item, Reject):
@@ -604,7 +605,7 @@ def _is_genbank(path) -> bool:
         return True
     if "://" in os.fspath(path):
         return False
-    fh, _, close = gb._open_binary(path)  # content: LOCUS at the start
+    fh, _, close = open_stream(path)  # content: LOCUS at the start
     try:
         return fh.read(4096).lstrip().startswith(b"LOCUS")
     finally:

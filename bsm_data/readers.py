@@ -55,9 +55,7 @@ Later stages, each reconciling ``in = out + rejected``; the chain for one source
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import hashlib
-import io
 import math
 import os
 import re
@@ -67,6 +65,7 @@ from dataclasses import dataclass
 
 from .accounting import Accounting
 from .records import MODALITIES, Reject
+from .streams import open_binary
 from .vocab import TokenizeError, Vocab, encode_sequence, load_vocab, sample_overhead
 
 MIN_LENGTH = 10
@@ -115,15 +114,6 @@ def _entry(seq_id: str, description: str, sequence: str, source_file: str, index
 
 
 # --------------------------------------------------------------------------------------- I/O
-
-
-def open_binary(path) -> io.BufferedIOBase:
-    """A buffered binary stream of ``path``, transparently gunzipped (gzip magic ``1f 8b``)."""
-    fh = open(path, "rb")
-    if fh.peek(2)[:2] == b"\x1f\x8b":
-        fh.close()
-        return gzip.open(path, "rb")
-    return fh
 
 
 def _name(path, source_file: str | None) -> str:

@@ -81,12 +81,12 @@ from .readers import (
     SeqEntry,
     check_length,
     check_modality,
-    open_binary,
     read_sequences,
     sequence_digest,
     sniff_format,
     window,
 )
+from .streams import open_binary
 from .vocab import ILLEGAL, Vocab, load_vocab, sample_overhead
 
 SOURCE = "single"

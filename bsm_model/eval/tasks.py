@@ -33,8 +33,6 @@ rejects are skipped and counted (``notes``). ``--max-items N`` keeps at most N i
 """
 from __future__ import annotations
 
-import csv
-import gzip
 import io
 import math
 from collections import Counter
@@ -43,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bsm_data.evalsets import read_csv_rows as read_csv
+from bsm_data.streams import open_binary
 from bsm_data.vocab import TokenizeError, load_vocab, normalize
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
@@ -113,20 +113,10 @@ class _Normalizer:
         return [f"skipped {n} sequences the vocabulary rejects ({r})" for r, n in sorted(self.skipped.items())]
 
 
-def _open_text(path: Path):
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8", newline="")
-
-
-def read_csv(path: Path) -> list[dict]:
-    with _open_text(path) as fh:
-        return list(csv.DictReader(fh))
-
-
 def read_fasta(path: Path) -> list[tuple[str, str]]:
+    """(header, letters as published) of a FASTA file; evalsets.read_fasta_records normalises."""
     out, header, seq = [], None, []
-    with _open_text(path) as fh:
+    with open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
         for line in fh:
             line = line.strip()
             if line.startswith(">"):
