@@ -39,27 +39,25 @@ def summary_table(manifest: dict, out_dir: str) -> str:
 
 
 def cmd_data_refseq(args, beam_args: list[str]) -> int:
+    import glob
+
+    from pipelines.options import run_build
+
+    from .build import build_genbank_local
+
     inputs = args.input or [os.path.join(bundled("genbank"), f"*.{ext}") for ext in GENBANK_SUFFIXES]
-    start = time.perf_counter()
-    if args.engine == "local":
-        import glob
+    opts = dict(seed=args.seed, seq_len=args.seq_len, flank=args.flank, num_shards=args.num_shards)
 
-        from .build import build_genbank_local
-
-        files = sorted(p for pat in inputs for p in glob.glob(pat))
-        manifest = build_genbank_local(files, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank, num_shards=args.num_shards, progress=_progress("files"))
-    else:
-        from pipelines.options import beam_args_for
+    def beam(b):
         from pipelines.refseq import run
 
-        beam_args = beam_args_for(beam_args, args.workers)
-        run(inputs, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank, num_shards=args.num_shards, beam_args=beam_args)
-        from .shards import read_manifest
+        run(inputs, args.output, beam_args=b, **opts)
 
-        manifest = read_manifest(args.output)
-    print(summary_table(manifest, args.output))
-    print(f"\ndone in {time.perf_counter() - start:.1f}s")
-    return 0
+    return run_build(
+        args, beam_args,
+        local=lambda: build_genbank_local(sorted(p for pat in inputs for p in glob.glob(pat)), args.output, progress=_progress("files"), **opts),
+        beam=beam,
+    )
 
 
 def cmd_data_build(args, _beam) -> int:

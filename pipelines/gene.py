@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import glob
 import os
-import time
 
 GENES = "genes"
 FLANK = 100  # bsm_data.gene.FLANK (not imported here: this module must stay cheap to import)
@@ -234,31 +233,21 @@ def add_gene_parser(data_subparsers):
 
 
 def cmd_data_gene(args, beam_args: list[str]) -> int:
-    from bsm_data.cli import _progress, summary_table
+    from bsm_data.cli import _progress
     from bsm_data.gene import build_gene_local
+
+    from .options import run_build
 
     default_g2a, default_seqs = default_inputs() if not (args.gene2accession and args.sequences) else (None, None)
     gene2accession = args.gene2accession or default_g2a
     sequences = args.sequences or default_seqs
-    start = time.perf_counter()
-    if args.engine == "local":
+    opts = dict(seed=args.seed, seq_len=args.seq_len, flank=args.flank, num_shards=args.num_shards, tax_ids=args.tax_ids)
+
+    def local():
         files = sorted({p for pat in sequences for p in glob.glob(pat)})
         if not files:
             raise SystemExit(f"no sequence files match {sequences}")
-        manifest = build_gene_local(
-            gene2accession, files, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank,
-            num_shards=args.num_shards, tax_ids=args.tax_ids, progress=_progress("files"),
-        )
-    else:
-        from .options import beam_args_for
+        return build_gene_local(gene2accession, files, args.output, progress=_progress("files"), **opts)
 
-        beam_args = beam_args_for(beam_args, args.workers)
-        run(gene2accession, sequences, args.output, seed=args.seed, seq_len=args.seq_len, flank=args.flank,
-            num_shards=args.num_shards, tax_ids=args.tax_ids, beam_args=beam_args)
-        from bsm_data.shards import read_manifest
-
-        manifest = read_manifest(args.output)
-    print(summary_table(manifest, args.output))
-    print(f"\ndone in {time.perf_counter() - start:.1f}s")
-    return 0
+    return run_build(args, beam_args, local=local, beam=lambda b: run(gene2accession, sequences, args.output, beam_args=b, **opts))
 

@@ -18,7 +18,6 @@ costs the ``bsm`` command line nothing (importing Beam takes about 1.5 s).
 from __future__ import annotations
 
 import argparse
-import time
 
 GROUPS_PER_BATCH = 512  # digest groups deduplicated per call (one accounting dict per batch)
 
@@ -107,7 +106,6 @@ def run(spec=None, output: str = "", *, seed: int = 0, seq_len: int = 1024, num_
 
 
 def cmd_data_single(args, beam_args: list[str]) -> int:
-    from bsm_data.cli import summary_table
     from bsm_data.single import default_spec, load_spec, parse_input_arg
 
     if args.spec:
@@ -119,25 +117,17 @@ def cmd_data_single(args, beam_args: list[str]) -> int:
             raise SystemExit(str(e)) from None
     else:
         spec = default_spec()
-    start = time.perf_counter()
-    if args.engine == "local":
-        if beam_args:
-            raise SystemExit(f"--engine local takes no Beam options: {' '.join(beam_args)}")
-        from bsm_data.cli import _progress
-        from bsm_data.single import build_single_local
+    from bsm_data.cli import _progress
+    from bsm_data.single import build_single_local
 
-        manifest = build_single_local(spec, args.output, seed=args.seed, seq_len=args.seq_len, num_shards=args.num_shards, progress=_progress("files"))
-    else:
-        from .options import beam_args_for
+    from .options import run_build
 
-        beam_args = beam_args_for(beam_args, args.workers)
-        run(spec, args.output, seed=args.seed, seq_len=args.seq_len, num_shards=args.num_shards, beam_args=beam_args)
-        from bsm_data.shards import read_manifest
-
-        manifest = read_manifest(args.output)
-    print(summary_table(manifest, args.output))
-    print(f"\ndone in {time.perf_counter() - start:.1f}s")
-    return 0
+    opts = dict(seed=args.seed, seq_len=args.seq_len, num_shards=args.num_shards)
+    return run_build(
+        args, beam_args,
+        local=lambda: build_single_local(spec, args.output, progress=_progress("files"), **opts),
+        beam=lambda b: run(spec, args.output, beam_args=b, **opts),
+    )
 
 
 def add_single_parser(data_subparsers) -> argparse.ArgumentParser:
