@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 GENBANK_SUFFIXES = ("gb", "gbk", "gbff", "gb.gz", "gbk.gz", "gbff.gz")
@@ -129,57 +128,13 @@ def cmd_vocab(args, _beam) -> int:
     return 0
 
 
-def cmd_demo(args, beam_args) -> int:
-    """The data side of the whole chain on the bundled real data: four sources, the
-    evaluation registry, and the paper's three rounds, decontaminated. (Training, evaluation
-    and report.html join the demo with issue 8.)"""
-    out = args.output
-    src = {name: os.path.join(out, "sources", name) for name in ("refseq", "single", "gene", "web")}
-    common = ["--seed", str(args.seed), "--num-shards", str(args.num_shards)]
-    steps = [
-        ("RefSeq pairs (Apache Beam, DirectRunner)", ["data", "refseq", "--output", src["refseq"], "--workers", str(args.workers), *common, *beam_args]),
-        ("single-modal corpora", ["data", "single", "--engine", "local", "--output", src["single"], *common]),
-        ("NCBI Gene related-sequence pairs", ["data", "gene", "--engine", "local", "--output", src["gene"], *common]),
-        ("FineWeb-Edu-style interleaved web documents (datatrove)", ["data", "web", "--output", src["web"], *common]),
-        ("evaluation registry (decontamination targets)", ["registry", "build", "--output", os.path.join(out, "registry")]),
-    ]
-    rounds = {1: ["single"], 2: ["single", "refseq", "gene"], 3: ["refseq", "gene", "web"]}
-    for n, names in rounds.items():
-        steps.append((
-            f"round {n}",
-            ["data", "build", "--round", str(n), *[src[x] for x in names], "--output", os.path.join(out, f"round-{n}"),
-             "--registry", os.path.join(out, "registry"), "--valid-fraction", "0.05", *common],
-        ))
-    start = time.perf_counter()
-    for title, argv in steps:
-        print(f"\n=== {title}: bsm {' '.join(argv)}\n", flush=True)
-        main(argv)
-    from .shards import read_manifest
-
-    print(f"\n=== bsm demo: done in {time.perf_counter() - start:.0f}s; outputs under {os.path.abspath(out)}\n")
-    print(f"{'build':<16}{'documents':>11}{'tokens':>12}{'padding':>9}{'removed':>9}  mix (achieved token share)")
-    for name in [*src, *(f"round-{n}" for n in rounds)]:
-        path = src.get(name, os.path.join(out, name))
-        m = read_manifest(path)
-        t = m["totals"]
-        removed = m.get("decontamination", {}).get("samples_removed", "")
-        mix = ", ".join(f"{k} {v['achieved_ratio']:.3f}" for k, v in m.get("mix", {}).items())
-        print(f"{name:<16}{t['documents']:>11}{t['tokens']:>12}{t['padding_fraction']:>9.4f}{removed!s:>9}  {mix}")
-    print(f"\ncontamination reports: {os.path.join(os.path.abspath(out), 'round-N', 'report', 'contamination.html')}")
-    print(f'query them: bsm query "SELECT task, count(*) FROM contamination GROUP BY ALL" --data {os.path.join(out, "round-2")}')
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bsm", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the data chain on the bundled real data: sources, registry, rounds 1-3")
-    demo.add_argument("--output", default="out/demo")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--num-shards", type=int, default=2)
-    demo.add_argument("--workers", type=int, default=1)
-    demo.set_defaults(func=cmd_demo, beam_passthrough=True)
+    from .demo import add_demo_parser
+
+    add_demo_parser(sub, main)
 
     data = sub.add_parser("data", help="build datasets and shards").add_subparsers(dest="data_command", required=True)
     rs = data.add_parser(
@@ -224,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bsm_model.eval.cli import add_eval_parser
 
     add_eval_parser(sub)
+
+    from bsm_model.experiment import add_experiment_parser
+
+    add_experiment_parser(sub)
 
     rb = data.add_parser(
         "build",

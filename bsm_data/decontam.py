@@ -99,6 +99,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import htmlpage
 from .accounting import Accounting
 from .evalsets import EvalItem
 from .records import Reject, Sample
@@ -1046,38 +1047,22 @@ def render_markdown(rows: list[dict], summary: dict) -> str:
     return "\n".join(L) + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.9em}
-th{background:#f3f3f3}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
-.num{text-align:right}"""
-
-
-def _table(head: list[str], body: list[list], num: set[int] = frozenset()) -> str:
-    e = html.escape
-    h = "".join(f"<th>{e(str(x))}</th>" for x in head)
-    cls = ' class="num"'
-    rows = "".join("<tr>" + "".join(f"<td{cls if i in num else ''}>{e(str(c))}</td>" for i, c in enumerate(r)) + "</tr>" for r in body)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{rows}</tbody></table>"
-
-
 def render_html(rows: list[dict], summary: dict) -> str:
     e = html.escape
     checked = summary.get("samples_checked")
     parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Decontamination report</title>",
-        f"<style>{_CSS}</style></head><body>",
         "<h1>Decontamination report</h1>",
         "<section id=\"summary\"><h2>Summary</h2>",
-        _table(["samples checked", "samples removed", "matches", "evaluation items", "registry sha256"],
+        htmlpage.table(["samples checked", "samples removed", "matches", "evaluation items", "registry sha256"],
                [[checked if checked is not None else "n/a", summary["samples_removed"], summary["matches"], summary["index"]["items"], summary["index"]["registry_sha256"] or "n/a"]]),
         "<p>Match rows: <code>report/contamination/part-00000.parquet</code>; query them with "
         "<code>bsm query \"SELECT * FROM contamination\" --data &lt;dir&gt;/report</code>.</p>",
         "<h3>Thresholds</h3>",
-        _table(THRESHOLD_HEAD, _threshold_rows(summary)),
+        htmlpage.table(THRESHOLD_HEAD, _threshold_rows(summary)),
         "<p>Removed samples by source: " + (e(", ".join(f"{k}={n}" for k, n in summary.get("removed_by_source", {}).items())) or "none") + "</p>",
         "</section>",
         "<section id=\"tasks\"><h2>Per task</h2>",
-        _table(
+        htmlpage.table(
             ["task", "split", "items", "items hit", "samples removed", "matches", "kinds", "sources of removed samples"],
             [[t["task"], t["split"], t["items"], t["items_hit"], t["samples_removed"], t["matches"],
               ", ".join(f"{k}={n}" for k, n in t["kinds"].items()) or "-", ", ".join(f"{k}={n}" for k, n in t["sources"].items()) or "-"]
@@ -1103,14 +1088,14 @@ def render_html(rows: list[dict], summary: dict) -> str:
     parts.append("</section>")
     removed = _removed_samples(rows)
     parts.append("<section id=\"removed\"><h2>Removed samples</h2>")
-    parts.append(_table(
+    parts.append(htmlpage.table(
         ["sample", "source", "source file", "record", "matched items (containment)"],
         [[s["sample_id"], s["source"], s["source_file"], s["record_id"], "; ".join(s["hits"][:5]) + (" …" if len(s["hits"]) > 5 else "")] for s in removed[:MAX_REMOVED_ROWS]],
     ))
     if len(removed) > MAX_REMOVED_ROWS:
         parts.append(f"<p>{len(removed) - MAX_REMOVED_ROWS} more in the Parquet file.</p>")
-    parts.append("</section></body></html>\n")
-    return "".join(parts)
+    parts.append("</section>")
+    return htmlpage.page("Decontamination report", "".join(parts))
 
 
 # ------------------------------------------------------------------------- planted copies

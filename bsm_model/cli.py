@@ -61,7 +61,7 @@ def cmd_export(args, rest: list[str]) -> int:
 
 
 def add_train_parsers(subparsers) -> None:
-    rounds = "; ".join(f"{r}: {p['lr']:g} -> {p['min_lr']:g} {p['decay']}" + (f", warmup {p['warmup_fraction']:.0%}" if p["warmup_fraction"] else "")
+    rounds = "; ".join(f"{r}: {p['lr']:g} -> {p['min_lr']:g} {p['decay']}" + (f", warmup {p['warmup_fraction']:.0%}%" if p["warmup_fraction"] else "")
                        for r, p in ROUNDS.items())
     t = subparsers.add_parser(
         "train",

@@ -54,3 +54,17 @@ def small_shards(tmp_path_factory):
     out = tmp_path_factory.mktemp("shards")
     build_genbank_local(SMALL_GENBANK, str(out), seed=0, num_shards=2)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """`bsm demo` once per session, with a short training and evaluation so the suite stays fast:
+    (output dir, completed process)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "bsm_data.cli", "demo", "--output", str(out), "--train-steps", "3,2,2",
+                        "--val-rows", "8", "--eval-items", "10"], cwd=root, capture_output=True, text=True)
+    return out, r
