@@ -8,7 +8,7 @@ import html
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.9em}
 th{background:#f3f3f3}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.85em}
-.num{text-align:right}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}
+.num{text-align:right}figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{font-size:.85em;color:#555}
 nav a{margin-right:1em}.note{color:#555;font-size:.9em}"""
 
 escape = html.escape

@@ -123,7 +123,9 @@ def segment_lengths(round_dir: Path) -> dict[str, list[int]]:
     from bsm_data.query import connect
 
     con = connect(str(round_dir))
-    rows = con.execute("SELECT modality, length FROM (SELECT DISTINCT sample_id, position, modality, length FROM segments)").fetchall()
+    # upsampled copies are the same sample with a "#r<copy>" suffix (bsm_data.rounds.draw)
+    rows = con.execute("SELECT modality, length FROM (SELECT DISTINCT regexp_replace(sample_id, '#r[0-9]+$', '') AS id, position, "
+                       "modality, length FROM segments)").fetchall()
     out: dict[str, list[int]] = {m: [] for m in MODALITIES}
     for modality, length in rows:
         out.setdefault(modality, []).append(int(length))
@@ -202,32 +204,43 @@ def _metrics(run_dir: Path) -> list[dict]:
     return read_metrics(p) if p.exists() else []
 
 
+def loss_series(runs: dict[int, Path]) -> dict[int, dict]:
+    """Per round: training tokens counted from the start of round 1 (``x``, rounds in sequence)
+    with the training loss of each step, and the validation records placed at their step."""
+    series, offset = {}, 0
+    for n, d in runs.items():
+        recs = _metrics(d)
+        train = [r for r in recs if r.get("kind") == "train"]
+        tokens_at = {r["step"]: r["tokens"] for r in train}
+        series[n] = {
+            "x": [offset + r["tokens"] for r in train], "loss": [r["loss"] for r in train],
+            "val": [{**r, "x": offset + tokens_at.get(r["step"], 0)} for r in recs if r.get("kind") == "val"],
+            "last": train[-1] if train else {},
+        }
+        offset += train[-1]["tokens"] if train else 0
+    return series
+
+
 def training_section(runs: dict[int, Path]) -> str:
-    runs = {n: d for n, d in runs.items() if (d / "metrics.jsonl").exists()}
-    if not runs:
+    series = loss_series({n: d for n, d in runs.items() if (d / "metrics.jsonl").exists()})
+    if not series:
         return "<p>No training runs found.</p>"
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
-    offset, table = 0, []
-    for i, (n, d) in enumerate(runs.items()):
-        recs = _metrics(d)
-        train = [r for r in recs if r.get("kind") == "train"]
-        val = [r for r in recs if r.get("kind") == "val"]
-        if train:
-            ax.plot([offset + r["tokens"] / 1e6 for r in train], [r["loss"] for r in train], color=f"C{i}", lw=1, label=f"round {n} train")
-        tokens_at = {r["step"]: r["tokens"] for r in train}
-        for j, r in enumerate(val):
-            x = (offset + tokens_at.get(r["step"], 0)) / 1e6
+    table, labelled = [], set()
+    for i, (n, s) in enumerate(series.items()):
+        ax.plot([x / 1e6 for x in s["x"]], s["loss"], color=f"C{i}", lw=1, label=f"round {n} train")
+        for r in s["val"]:
             for modality in MODALITIES:
                 v = r.get(f"loss_{modality}")
                 if v is not None and math.isfinite(v):
-                    ax.plot(x, v, "o", color=COLORS[modality], ms=5, label=f"val {modality}" if i == 0 and j == 0 else None)
-        last_val = val[-1] if val else {}
-        table.append([f"round {n}", train[-1]["step"] if train else 0, train[-1]["tokens"] if train else 0,
-                      _fmt(train[-1]["loss"] if train else None), *(_fmt(last_val.get(f"loss_{m}")) for m in ("all", *MODALITIES)),
-                      _fmt(train[-1].get("elapsed_s") if train else None, 1)])
-        offset += (train[-1]["tokens"] if train else 0)
-        ax.axvline(offset / 1e6, color="gray", lw=0.6, ls=":")
+                    ax.plot(r["x"] / 1e6, v, "o", color=COLORS[modality], ms=5, label=None if modality in labelled else f"val {modality}")
+                    labelled.add(modality)
+        if s["x"]:
+            ax.axvline(s["x"][-1] / 1e6, color="gray", lw=0.6, ls=":")
+        last, last_val = s["last"], (s["val"][-1] if s["val"] else {})
+        table.append([f"round {n}", last.get("step", 0), last.get("tokens", 0), _fmt(last.get("loss")),
+                      *(_fmt(last_val.get(f"loss_{m}")) for m in ("all", *MODALITIES)), _fmt(last.get("elapsed_s"), 1)])
     ax.set_xlabel("training tokens (millions, rounds in sequence)")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.grid(alpha=0.3)

@@ -69,3 +69,14 @@ def _tiny_png() -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def test_loss_curves_put_the_rounds_in_sequence(demo_run):
+    from bsm_model.run_report import loss_series
+
+    out, _ = demo_run
+    series = loss_series({n: out / "runs" / f"round-{n}" for n in (1, 2, 3)})
+    xs = [x for n in (1, 2, 3) for x in series[n]["x"]]
+    assert xs == sorted(set(xs)) and xs[0] == 8 * 1024  # first step: 8 rows x 1024 tokens
+    for n in (1, 2, 3):  # each round's validation sits at its last step
+        assert series[n]["val"][-1]["x"] == series[n]["x"][-1]
