@@ -88,8 +88,11 @@ rejected ``duplicate_in_document``.
 Documents and samples
 ---------------------
 A document is kept (stage ``web_docs``) when it has at least ``min_sequences`` distinct
-accepted sequences; otherwise it is rejected ``no_sequences`` (none accepted) or
-``too_few_sequences`` (``empty_text`` for a document without text, in the pipeline). A kept
+accepted sequences; otherwise it is rejected ``no_candidates`` (not one sequence-like run),
+``no_sequences`` (candidates, none accepted) or ``too_few_sequences`` (``empty_text`` for a
+document without text, in the pipeline). ``no_candidates`` is counted but gets no reject row:
+it is nearly every FineWeb-Edu document, and a row per document would make the reject table as
+large as the corpus while saying nothing the count does not. A kept
 document becomes one sample whose segments are its sequences in document order, each with its
 modality tag, joined by ``<sep>``. When the sample would exceed ``seq_len`` tokens it is split
 into consecutive samples (windows ``w0, w1, ...``) that each hold whole sequences, packed
@@ -124,6 +127,7 @@ SOURCE = "web"
 PIPELINE = "web"
 EXTRACTOR_VERSION = 1  # bump whenever what is extracted changes: it is in the manifest and the work-dir config
 MIN_SEQUENCES = 3
+COUNTED_ONLY = frozenset({"no_candidates"})  # reject reasons counted in the accounting without a reject row
 CANDIDATE_MIN = 10
 MIN_NUCLEOTIDE = 15
 MIN_PROTEIN = 20
@@ -602,6 +606,9 @@ def document_to_samples(
     for f in kept:
         seqs.note(f"{f.modality}_sequences")
         seqs.note(f"{f.modality}_residues", len(f.sequence))
+    if not ext.n_candidates:
+        docs.reject("no_candidates")  # in COUNTED_ONLY: no row, see the module docstring
+        return [], rejects, ext
     if len(kept) < min_sequences:
         reason = "no_sequences" if not kept else "too_few_sequences"
         rejects.append(acct.reject(

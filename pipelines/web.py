@@ -179,7 +179,7 @@ def _define_steps() -> None:
                     self.stat_update("samples", value=len(samples))
                     self.stat_update("sample_tokens", value=sum(s.n_tokens for s in samples))
                 else:
-                    self.stat_update(f"documents_rejected_{rejects[-1].reason}")
+                    self.stat_update(f"documents_rejected_{rejects[-1].reason if rejects else 'no_candidates'}")
                 doc.metadata["bsm_samples"] = samples
                 doc.metadata["bsm_rejects"] = rejects
                 yield doc
