@@ -61,7 +61,9 @@ Per gene:
 Speed: only the features and qualifiers used are read from gb-io's (lazily converted)
 objects; sequences are sliced from the record's upper-cased bytes, reverse-complemented with
 ``bytes.translate``; all CDS of a record are translated in one numpy call. Sequences and text
-are decoded as latin-1, so no byte is ever dropped or rejected here.
+are decoded as latin-1, so no byte is ever dropped or rejected here. A pure-Python scanner of
+the raw text in place of gb-io was measured and not adopted: even its incomplete lower bound
+costs 1.4x ``gb_io.load``, and the per-gene work alone 2.5x (benchmarks/RESULTS.md, Issue 2).
 """
 from __future__ import annotations
 
@@ -89,11 +91,12 @@ READ_CHUNK = 4 << 20  # bytes read per step; a batch is every complete record in
 RNA_KINDS = frozenset({"ncRNA", "tRNA", "rRNA", "tmRNA", "misc_RNA", "precursor_RNA"})
 KEPT_KINDS = frozenset({"CDS", "gene", "mRNA"}) | RNA_KINDS
 # Qualifiers read from the parser; everything else (notes, inference, ...) is never touched.
-WANTED_QUALIFIERS = frozenset({
+# The first value of each is kept; db_xref and transl_except are repeated and handled apart.
+FIRST_VALUE_QUALIFIERS = frozenset({
     "gene", "locus_tag", "protein_id", "transcript_id", "product", "transl_table", "codon_start",
-    "translation", "pseudo", "pseudogene", "db_xref", "transl_except", "exception",
-    "trans_splicing", "ribosomal_slippage",
+    "translation", "pseudo", "pseudogene", "exception", "trans_splicing", "ribosomal_slippage",
 })
+WANTED_QUALIFIERS = FIRST_VALUE_QUALIFIERS | {"db_xref", "transl_except"}
 
 _LOWER = b"abcdefghijklmnopqrstuvwxyz"
 _UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -201,16 +204,15 @@ def _record_from_gb(r, text) -> Record:
         q: dict = {}
         for qual in f.qualifiers:
             k = qual.key
-            if k not in WANTED_QUALIFIERS:
-                continue
-            if k == "db_xref":
+            if k in FIRST_VALUE_QUALIFIERS:  # the common case first: one set lookup per qualifier
+                if k not in q:
+                    q[k] = qual.value
+            elif k == "db_xref":
                 v = qual.value
                 if v and v.startswith("GeneID:") and "gene_id" not in q:
                     q["gene_id"] = v[7:]
             elif k == "transl_except":
                 q.setdefault(k, []).append(qual.value or "")
-            elif k not in q:
-                q[k] = qual.value
         features.append(Feature(i, kind, parts, operator, error, q))
     seq = r.sequence
     return Record(_record_id_gb(r), bytes(seq.translate(UPPER)) if seq else b"", bool(r.circular), features)

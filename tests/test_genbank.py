@@ -429,3 +429,33 @@ def test_transl_except_selenocysteine_on_both_strands():
     assert plus.protein == "MAUA" and plus.attributes["translation_check"] == "translated"
     assert minus.protein == "MAUA" and minus.attributes["translation_check"] == "match"
     assert acct.stages["extract"].notes["transl_except"] == 2
+
+
+def test_repeated_qualifiers_keep_the_first_value_on_both_parsers():
+    """/product and /gene given twice keep the first value; gene_id is the first GeneID db_xref
+    after other db_xrefs; every /transl_except is kept. gb-io and Biopython agree."""
+    import gb_io
+
+    from bsm_data import genbank
+
+    cds = "ATGGCTTGAGCTTAA"  # M A (TGA -> Sec) A stop
+    features = (
+        "     CDS             3..17\n                     /locus_tag=\"R1\"\n"
+        "                     /gene=\"first\"\n                     /gene=\"second\"\n"
+        "                     /product=\"one\"\n                     /product=\"two\"\n"
+        "                     /db_xref=\"UniProtKB:P1\"\n                     /db_xref=\"GeneID:11\"\n"
+        "                     /db_xref=\"GeneID:22\"\n"
+        "                     /transl_except=(pos:9..11,aa:Sec)\n"
+        "                     /transl_except=(pos:12..14,aa:Trp)\n"
+    )
+    text = genbank_text("SYNREP", "CC" + cds + "CC", features, circular=False)
+    genes, rejects, acct = run_bytes(text, flank=2)
+    (g,) = genes
+    assert not rejects
+    assert (g.attributes["gene"], g.attributes["product"], g.attributes["gene_id"]) == ("first", "one", "11")
+    assert g.protein == "MAUW" and acct.stages["extract"].notes["transl_except"] == 1
+    via_gbio, via_biopython = (genbank._Extractor(Accounting(), "refseq", "", 2) for _ in range(2))
+    rows_gbio = [x for r in gb_io.load(io.BytesIO(text)) for x in via_gbio.record(genbank._record_from_gb(r, text))]
+    rows_bio = [x for r in SeqIO.parse(io.StringIO(text.decode()), "genbank")
+                for x in via_biopython.record(genbank._record_from_bio(r))]
+    assert rows_gbio == rows_bio == genes
