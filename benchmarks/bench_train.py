@@ -100,9 +100,12 @@ def main() -> int:
 
     torch.manual_seed(0)
     ours = BSM(cfg, attn_backend=args.attn).to(device)
+    import transformers
     from transformers import LlamaConfig, LlamaForCausalLM
 
     hcfg = {k: v for k, v in hf_config(cfg, load_vocab()).items() if k not in ("architectures", "model_type", "dtype", "torch_dtype")}
+    # "sdpa" is transformers' default for Llama; with position_ids that restart per document it
+    # builds the block-diagonal causal mask itself (docs mode), and without them is_causal
     hf = LlamaForCausalLM(LlamaConfig(**hcfg, attn_implementation="sdpa")).to(device)
     hf.load_state_dict(hf_state_dict({k: v.detach().clone() for k, v in ours.state_dict().items()}, cfg), strict=True)
     hf.config.use_cache = False
@@ -144,6 +147,7 @@ def main() -> int:
     print(f"device {device}{' ' + torch.cuda.get_device_name(device) if cuda else f', {torch.get_num_threads()} threads'}; "
           f"torch {torch.__version__}; config {config} ({ours.num_params() / 1e6:.2f}M params), batch {bs} x {T} tokens, "
           f"{'bf16 autocast' if cuda else 'fp32'}, compile {args.compile}, attention {args.mode}; warmup {args.warmup}, best of {args.steps}")
+    print(f"hf: transformers {transformers.__version__} LlamaForCausalLM, attn_implementation {hf.config._attn_implementation}")
     n_multi = sum(len(data.train.gather(ids)[1][j]) > 1 for ids in batches[: args.warmup + args.steps] for j in range(len(ids)))
     print(f"data {data.manifest_dir}: {n_multi} of {(args.warmup + args.steps) * bs} rows used hold several documents")
 

@@ -27,11 +27,17 @@ document and RoPE positions restart at 0 in each document, which is exactly how 
 model sees one sample at inference. Backends (``attn_backend``):
   varlen  flash-attn's varlen kernel over the flattened batch (CUDA; default when installed)
   flex    FlexAttention with a document block mask, compiled (CUDA default without flash-attn)
-  sdpa    one causal SDPA call per document (CPU default: skips cross-document blocks, 3.5x
-          faster than a dense mask on CPU; shapes vary per batch, so not under torch.compile)
+  sdpa    causal attention per document (CPU default: skips cross-document blocks, 3.5x
+          faster than a dense mask on CPU; shapes vary per batch, so not under torch.compile).
+          On CPU in fp32 eager this is _CPUAttention: ATen's CPU flash kernel per query chunk,
+          RoPE and attention in one autograd.Function (see the comment above it)
   mask    one SDPA call with a dense block-diagonal causal mask (static shapes; CPU with compile)
 Pad positions after the last document are treated as part of it: they come last, so nothing
 real attends to them, and their targets are ignored.
+
+CPU training (eager, fp32) also uses hand-written backward passes for RMSNorm and SwiGLU
+(``_RMSNorm``, ``_SwiGLU``): the same math with fewer passes over memory than autograd's
+composition; benchmarks/bench_train.py measures the whole step against LlamaForCausalLM.
 """
 from __future__ import annotations
 
@@ -171,15 +177,19 @@ def resolve_attn_backend(backend: str, device: torch.device | str) -> str:
 class AttnMask:
     """What every layer's attention needs, prepared once per forward (outside compiled blocks)."""
 
-    kind: str  # causal | sdpa | mask | flex | varlen
+    kind: str  # causal | sdpa | mask | flex | varlen | cpu
     spans: list | None = None  # sdpa
     mask: torch.Tensor | None = None  # mask: additive (B, 1, T, T)
     block_mask: object = None  # flex: BlockMask
     cu_seqlens: torch.Tensor | None = None  # varlen
     max_seqlen: int = 0
+    tiles: list | None = None  # cpu: see cpu_tiles
+    rope: torch.Tensor | None = None  # cpu: cos + i sin per position, (B or 1, T, 1, 1, D/2)
 
 
-def prepare_attention(docs: Documents | None, backend: str, B: int, T: int, device, dtype) -> AttnMask:
+def prepare_attention(docs: Documents | None, backend: str, B: int, T: int, device, dtype, eager: bool = True) -> AttnMask:
+    if eager and backend == "sdpa" and torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float64):
+        return AttnMask("cpu", tiles=cpu_tiles(docs.spans if docs is not None else [[(0, T)]] * B, T, dtype))  # _CPUAttention
     if docs is None:
         return AttnMask("causal")
     if backend == "varlen" and dtype in (torch.float16, torch.bfloat16):  # flash-attn has no fp32 kernel
@@ -214,7 +224,7 @@ def attention(q, k, v, am: AttnMask) -> torch.Tensor:
         out = _flex_attention()(q, k, v, block_mask=am.block_mask)
     elif am.kind == "mask":
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=am.mask.to(q.dtype))
-    else:  # sdpa: one causal call per document
+    else:  # sdpa off the CPU: one causal call per document
         rows = []
         for b, spans in enumerate(am.spans):
             parts = [F.scaled_dot_product_attention(q[b : b + 1, :, s:e], k[b : b + 1, :, s:e], v[b : b + 1, :, s:e], is_causal=True)
@@ -222,6 +232,106 @@ def attention(q, k, v, am: AttnMask) -> torch.Tensor:
             rows.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=2))
         out = torch.cat(rows, dim=0)
     return out.transpose(1, 2)
+
+
+# CPU training path (fp32, eager). Per-document causal attention goes straight to ATen's CPU
+# flash kernel (what F.scaled_dot_product_attention runs on CPU), inside one autograd.Function
+# that also applies RoPE, so that
+# - the kernel's causal skipping is not wasted: it works in key blocks of 512 and query blocks
+#   of 256 (T >= 768) or 32-64 rows, so a causal 1024 x 1024 call computes 3/4 of the square and
+#   a 512 x 512 one all of it. We cut each document into query chunks of CPU_ATTN_CHUNK rows,
+#   each attending only to keys up to its own end (the diagonal block masked by a slice of one
+#   additive causal table): little more than the triangle, ~20% less attention time;
+# - rows with the same document layout (all single-document rows) share each kernel call;
+# - the backward writes q, k, v gradients straight into one (B, T, 3, H, D) buffer, where
+#   autograd would allocate a zero-filled copy per sliced view and sum them, then concatenate
+#   the RoPE halves and the fused-projection thirds (~8% of a training step in the profile);
+# - RoPE is one complex multiply: the projection emits q and k with each head's dimensions in
+#   Meta's interleaved-pair order (i, i + D/2 adjacent; the permutation transformers' Llama
+#   conversion applies), where rotating pairs is multiplying by e^(i angle). Attention scores
+#   are q.k summed over all dimensions, so the order does not change them; v stays as it is.
+#   Rotate-half works on strided halves of D/2 = 16 floats: 10x slower (short inner loops).
+# Same math as SDPA over rotate-half RoPE: equal to float rounding (tests/test_model.py).
+CPU_ATTN_CHUNK = 128  # query rows per kernel call (below 192 rows the kernel uses 32-row blocks)
+_sdpa_cpu = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+_sdpa_cpu_backward = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward
+
+
+@functools.lru_cache(maxsize=8)
+def _causal_bias(n: int, dtype: torch.dtype) -> torch.Tensor:
+    """(n, n) additive causal mask: 0 on and below the diagonal, -inf above."""
+    return torch.full((n, n), float("-inf"), dtype=dtype).triu_(1)
+
+
+@functools.lru_cache(maxsize=8)
+def _pair_order(n_heads: int, head_dim: int, device: torch.device) -> torch.Tensor:
+    """wqkv row order putting q and k dimensions (i, i + D/2) of each head next to each other."""
+    head = torch.arange(head_dim).view(2, head_dim // 2).t().flatten()  # 0, D/2, 1, D/2 + 1, ...
+    qk = (torch.arange(2 * n_heads)[:, None] * head_dim + head).flatten()
+    return torch.cat([qk, torch.arange(2 * n_heads * head_dim, 3 * n_heads * head_dim)]).to(device)
+
+
+def cpu_tiles(spans: list, T: int, dtype: torch.dtype, chunk: int | None = None) -> list:
+    """Kernel calls for per-row document spans: (b0, b1, s, e, cs, ce, bias) = rows b0:b1 (equal
+    spans), document s:e, queries cs:ce against keys s:ce; bias None means a plain causal call
+    (the first chunk). A document's chunks come last-first, so in the backward the first call
+    covers all its keys and writes their gradients, and the later ones add to a prefix."""
+    chunk = chunk or CPU_ATTN_CHUNK
+    bias = _causal_bias(T, dtype) if T > chunk else None
+    tiles, b0 = [], 0
+    for b in range(1, len(spans) + 1):
+        if b < len(spans) and list(spans[b]) == list(spans[b0]):
+            continue
+        for s, e in spans[b0]:
+            for cs in reversed(range(s, e, chunk)):
+                ce = min(cs + chunk, e)
+                tiles.append((b0, b, s, e, cs, ce, None if cs == s else bias[cs - s : ce - s, : ce - s]))
+        b0 = b
+    return tiles
+
+
+def _as_complex(x: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+
+
+class _CPUAttention(torch.autograd.Function):
+    """qkv (B, T, 3, H, D), q and k in pair order -> RoPE (multiply by ``rope``, complex,
+    broadcast against (B, T, 2, H, D/2)) -> causal attention per tile -> (B, T, H, D)."""
+
+    @staticmethod
+    def forward(ctx, qkv, rope, tiles):
+        B, T, _, H, D = qkv.shape
+        qk = qkv.new_empty(B, T, 2, H, D)
+        torch.mul(_as_complex(qkv[:, :, :2]), rope, out=_as_complex(qk))
+        q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+        out, lse = qkv.new_empty(B, T, H, D), []
+        for b0, b1, s, _, cs, ce, bias in tiles:
+            o, l = _sdpa_cpu(q[b0:b1, :, cs:ce], k[b0:b1, :, s:ce], v[b0:b1, :, s:ce], 0.0, bias is None, attn_mask=bias)
+            out[b0:b1, cs:ce] = o.transpose(1, 2)
+            lse.append(l)
+        ctx.save_for_backward(qkv, qk, out, rope, *lse)
+        ctx.tiles = tiles
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        qkv, qk, out, rope, *lse = ctx.saved_tensors
+        q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+        grad_qkv, grad_qk = torch.empty_like(qkv), torch.empty_like(qk)  # every element gets written
+        gq, gk, gv = grad_qk[:, :, 0], grad_qk[:, :, 1], grad_qkv[:, :, 2]
+        for (b0, b1, s, e, cs, ce, bias), l in zip(ctx.tiles, lse):
+            dq, dk, dv = _sdpa_cpu_backward(grad[b0:b1, cs:ce].transpose(1, 2), q[b0:b1, :, cs:ce], k[b0:b1, :, s:ce],
+                                            v[b0:b1, :, s:ce], out[b0:b1, cs:ce].transpose(1, 2), l, 0.0, bias is None,
+                                            attn_mask=bias)
+            gq[b0:b1, cs:ce] = dq.transpose(1, 2)
+            if ce == e:  # the document's last chunk (processed first) sees all its keys
+                gk[b0:b1, s:ce] = dk.transpose(1, 2)
+                gv[b0:b1, s:ce] = dv.transpose(1, 2)
+            else:
+                gk[b0:b1, s:ce] += dk.transpose(1, 2)
+                gv[b0:b1, s:ce] += dv.transpose(1, 2)
+        torch.mul(_as_complex(grad_qk), rope.conj(), out=_as_complex(grad_qkv[:, :, :2]))  # RoPE is a rotation
+        return grad_qkv, None, None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,10 +360,37 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, am: AttnMask):
         B, T, _ = x.shape
-        qkv = self.wqkv(x).view(B, T, 3, self.n_heads, self.head_dim)
-        q, k = apply_rope(qkv[:, :, :2], cos.to(qkv.dtype), sin.to(qkv.dtype)).unbind(2)
-        out = attention(q, k, qkv[:, :, 2], am)
+        if am.kind == "cpu":
+            w = self.wqkv.weight[_pair_order(self.n_heads, self.head_dim, x.device)]
+            qkv = F.linear(x, w).view(B, T, 3, self.n_heads, self.head_dim)
+            out = _CPUAttention.apply(qkv, am.rope, am.tiles)
+        else:
+            qkv = self.wqkv(x).view(B, T, 3, self.n_heads, self.head_dim)
+            q, k = apply_rope(qkv[:, :, :2], cos.to(qkv.dtype), sin.to(qkv.dtype)).unbind(2)
+            out = attention(q, k, qkv[:, :, 2], am)
         return self.wo(out.reshape(B, T, -1))
+
+
+class _SwiGLU(torch.autograd.Function):
+    """silu(gate) * up over the two halves of the fused projection; the backward writes both
+    halves' gradients into one buffer (autograd would build them apart, then concatenate)."""
+
+    @staticmethod
+    def forward(ctx, gate_up):
+        gate, up = gate_up.chunk(2, dim=-1)
+        act = F.silu(gate)
+        ctx.save_for_backward(gate_up, act)
+        return act * up
+
+    @staticmethod
+    def backward(ctx, grad):
+        gate_up, act = ctx.saved_tensors
+        gate, up = gate_up.chunk(2, dim=-1)
+        grad_gate_up = torch.empty_like(gate_up)
+        grad_gate, grad_up = grad_gate_up.chunk(2, dim=-1)
+        torch.mul(grad, act, out=grad_up)
+        torch.ops.aten.silu_backward.grad_input(grad * up, gate, grad_input=grad_gate)
+        return grad_gate_up
 
 
 class MLP(nn.Module):
@@ -263,16 +400,58 @@ class MLP(nn.Module):
         self.w_down = nn.Linear(cfg.intermediate_size, cfg.dim, bias=False)
 
     def forward(self, x):
-        gate, up = self.w_gate_up(x).chunk(2, dim=-1)
+        gate_up = self.w_gate_up(x)
+        if _cpu_eager(gate_up):
+            return self.w_down(_SwiGLU.apply(gate_up))
+        gate, up = gate_up.chunk(2, dim=-1)
         return self.w_down(F.silu(gate) * up)
+
+
+class _RMSNorm(torch.autograd.Function):
+    """y = x / rms(x) * w. On CPU F.rms_norm is a composition of elementwise ops, and its
+    autograd backward is slow: 7.0 ms fwd+bwd at 8 x 1024 x 128 against 2.8 ms here."""
+
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        r = torch.rsqrt(x.pow(2).mean(-1, keepdim=True).add_(eps))
+        xr = x * r
+        ctx.save_for_backward(xr, weight, r)
+        return xr * weight
+
+    @staticmethod
+    def backward(ctx, grad):
+        xr, weight, r = ctx.saved_tensors
+        grad_w = (grad * xr).reshape(-1, xr.shape[-1]).sum(0)
+        gw = grad * weight
+        # d/dx of (x r) w: r (gw - xr mean(gw xr))
+        return gw.addcmul_(xr, (gw * xr).mean(-1, keepdim=True), value=-1).mul_(r), grad_w, None
+
+
+class RMSNorm(nn.Module):
+    """nn.RMSNorm's parameters and math, with the CPU backward above."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        if _cpu_eager(x):
+            return _RMSNorm.apply(x, self.weight, self.eps)
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
+
+
+def _cpu_eager(x: torch.Tensor) -> bool:
+    """Use the hand-written CPU backward passes (compiled code fuses its own; CUDA has kernels)."""
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.attn_norm = nn.RMSNorm(cfg.dim, eps=cfg.norm_eps)
+        self.attn_norm = RMSNorm(cfg.dim, eps=cfg.norm_eps)
         self.attn = Attention(cfg)
-        self.mlp_norm = nn.RMSNorm(cfg.dim, eps=cfg.norm_eps)
+        self.mlp_norm = RMSNorm(cfg.dim, eps=cfg.norm_eps)
         self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin, am: AttnMask):
@@ -285,9 +464,10 @@ class BSM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.attn_backend = attn_backend  # resolved against the input's device in forward
+        self.blocks_compiled = False  # compile_blocks: keep the attention paths that compile
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.dim)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm = nn.RMSNorm(cfg.dim, eps=cfg.norm_eps)
+        self.norm = RMSNorm(cfg.dim, eps=cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight
@@ -312,6 +492,7 @@ class BSM(nn.Module):
         one compiled graph serves all; attention metadata is prepared outside, in eager code."""
         for layer in self.layers:
             layer.compile(**kwargs)
+        self.blocks_compiled = True
 
     def num_params(self, *, matmul_only: bool = False) -> int:
         """All parameters; with matmul_only, without the input embedding (a lookup, not a matmul)."""
@@ -330,12 +511,14 @@ class BSM(nn.Module):
         x = self.tok_emb(input_ids)
         if docs is None:
             cos, sin = self.rope_cos[None, :T, None, None], self.rope_sin[None, :T, None, None]
-            am = AttnMask("causal")
         else:
             cos, sin = self.rope_cos[docs.positions][:, :, None, None], self.rope_sin[docs.positions][:, :, None, None]
-            backend = resolve_attn_backend(self.attn_backend, input_ids.device)
-            dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-            am = prepare_attention(docs, backend, B, T, input_ids.device, dtype)
+        backend = resolve_attn_backend(self.attn_backend, input_ids.device)
+        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        eager = not (self.blocks_compiled or torch.compiler.is_compiling())
+        am = prepare_attention(docs, backend, B, T, input_ids.device, dtype, eager)
+        if am.kind == "cpu":
+            am.rope = torch.complex(cos, sin)
         for layer in self.layers:
             x = layer(x, cos, sin, am)
         logits = self.lm_head(self.norm(x))
