@@ -62,9 +62,7 @@ def cmd_data_refseq(args, beam_args: list[str]) -> int:
 def cmd_data_build(args, _beam) -> int:
     from .rounds import build_round, mix_error
 
-    ratios = None
-    if args.ratio:
-        ratios = {k: float(v) for k, v in (r.split("=", 1) for r in args.ratio)}
+    ratios = dict(args.ratio) if args.ratio else None
     registry = None if args.no_decontam else args.registry
     if registry is None and not args.no_decontam:
         from .evalsets import build_builtin_registry
@@ -184,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_experiment_parser(sub)
 
+    from .rounds import parse_ratio
+
     rb = data.add_parser(
         "build",
         help="decontaminate, mix and pack one training round from source builds",
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("sources", nargs="+", help="source build directories, one source each")
     rb.add_argument("--round", type=int, choices=[1, 2, 3], required=True)
     rb.add_argument("--output", required=True)
-    rb.add_argument("--ratio", action="append", default=[], metavar="SOURCE=WEIGHT", help="override the paper's mix (repeatable)")
+    rb.add_argument("--ratio", action="append", default=[], type=parse_ratio, metavar="SOURCE=WEIGHT", help="override the paper's mix (repeatable)")
     rb.add_argument("--total-tokens", type=int, help="token budget of the round (default: the tokens available)")
     rb.add_argument("--valid-fraction", type=float, default=0.01, help="held-out fraction per source, by gene/group")
     rb.add_argument("--seed", type=int, default=0)

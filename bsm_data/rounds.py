@@ -71,6 +71,19 @@ def split_validation(samples: list[Sample], *, seed: int, fraction: float, acct:
     return train, valid
 
 
+def parse_ratio(text: str) -> tuple[str, float]:
+    """``SOURCE=WEIGHT`` from the command line (an argparse type)."""
+    import argparse
+
+    name, sep, weight = text.partition("=")
+    try:
+        if not sep or not name or float(weight) < 0:
+            raise ValueError
+        return name, float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ratio takes SOURCE=WEIGHT with a weight >= 0, not {text!r}") from None
+
+
 def plan_mix(available: dict[str, int], ratios: dict[str, float], total_tokens: int | None = None) -> dict[str, int]:
     """Target tokens per source: ``total * ratio / sum(ratios)``; total defaults to what is available."""
     missing = [s for s in ratios if available.get(s, 0) == 0]

@@ -231,7 +231,7 @@ def cmd_eval(args, rest: list[str]) -> int:
     return 1 if runner.failed else 0
 
 
-def _parse_ks(text: str) -> tuple[int, ...]:
+def parse_ks(text: str) -> tuple[int, ...]:
     try:
         ks = tuple(int(x) for x in text.split(","))
     except ValueError:
@@ -268,7 +268,7 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     f.add_argument("--ft-pool", choices=["last", "mean"], help="pooled vector for the head (default last: the <eos> state)")
     f.add_argument("--ft-max-steps", type=int, help="stop each fine-tuning after N optimizer steps")
     i = p.add_argument_group("few-shot")
-    i.add_argument("--icl-k", type=_parse_ks, default=(0, 1, 2, 4, 8), help="demonstration counts (default 0,1,2,4,8)")
+    i.add_argument("--icl-k", type=parse_ks, default=(0, 1, 2, 4, 8), help="demonstration counts (default 0,1,2,4,8)")
     c = p.add_argument_group("LucaOne-format tasks")
     c.add_argument("--task-file", action="append", help="LucaOne task directory (train/ dev/ test/ CSVs) or one CSV (repeatable)")
     c.add_argument("--task-type", choices=["binary", "binary_class", "multiclass", "multi_class", "regression"])
