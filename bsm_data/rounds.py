@@ -77,11 +77,11 @@ def parse_ratio(text: str) -> tuple[str, float]:
 
     name, sep, weight = text.partition("=")
     try:
-        if not sep or not name or float(weight) < 0:
+        if not sep or not name or not float(weight) > 0:
             raise ValueError
         return name, float(weight)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--ratio takes SOURCE=WEIGHT with a weight >= 0, not {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--ratio takes SOURCE=WEIGHT with a weight > 0, not {text!r}") from None
 
 
 def plan_mix(available: dict[str, int], ratios: dict[str, float], total_tokens: int | None = None) -> dict[str, int]:
@@ -89,9 +89,15 @@ def plan_mix(available: dict[str, int], ratios: dict[str, float], total_tokens: 
     missing = [s for s in ratios if available.get(s, 0) == 0]
     if missing:
         raise ValueError(f"the mix needs tokens from {missing}, which have none (available: {available})")
+    if any(r <= 0 for r in ratios.values()):
+        raise ValueError(f"mix ratios must be > 0 (leave a source out instead): {ratios}")
     total = total_tokens if total_tokens is not None else sum(available[s] for s in ratios)
     weight = sum(ratios.values())
-    return {s: round(total * r / weight) for s, r in ratios.items()}
+    targets = {s: round(total * r / weight) for s, r in ratios.items()}
+    empty = [s for s, t in targets.items() if t < 1]
+    if empty:
+        raise ValueError(f"a budget of {total} tokens gives {empty} no tokens at ratios {ratios}; raise total_tokens")
+    return targets
 
 
 def draw(samples: list[Sample], target_tokens: int, *, seed: int, source: str) -> list[Sample]:

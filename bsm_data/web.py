@@ -125,7 +125,7 @@ from .vocab import TokenizeError, load_vocab, normalize, sample_overhead
 
 SOURCE = "web"
 PIPELINE = "web"
-EXTRACTOR_VERSION = 1  # bump whenever what is extracted changes: it is in the manifest and the work-dir config
+EXTRACTOR_VERSION = 2  # 2: no_candidates counted without a row. Bump whenever what is extracted changes: it is in the manifest and the work-dir config
 MIN_SEQUENCES = 3
 COUNTED_ONLY = frozenset({"no_candidates"})  # reject reasons counted in the accounting without a reject row
 CANDIDATE_MIN = 10

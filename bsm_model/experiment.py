@@ -113,6 +113,7 @@ class ExperimentConfig:
     max_items: int | None = 100  # Central Dogma items per split
     eval_seed: int = 0
     threads: int = 0
+    device: str = "auto"  # auto: CUDA (bf16 autocast) when available, else CPU (fp32); see resolved_device
 
     def check(self) -> None:
         if self.seeds < MIN_SEEDS:
@@ -148,7 +149,17 @@ class ExperimentConfig:
         """What the trained models depend on: changing any of it needs a new --out."""
         keys = ("sources", "registry", "steps", "batch_size", "lr", "min_lr", "model", "mix", "data_seed",
                 "valid_fraction", "num_shards")
-        return {**{k: getattr(self, k) for k in keys}, "warmup_steps": self.warmup}
+        return {**{k: getattr(self, k) for k in keys}, "warmup_steps": self.warmup, "device": resolved_device(self)}
+
+
+def resolved_device(cfg: ExperimentConfig) -> str:
+    """The device every run trains and is evaluated on: one for all arms and seeds, recorded in the
+    keys, so a resumed experiment never mixes CPU fp32 and CUDA bf16 results."""
+    if cfg.device != "auto":
+        return cfg.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def log(msg: str) -> None:
@@ -220,8 +231,10 @@ def build_plans(cfg: ExperimentConfig) -> dict[str, dict]:
     """Round-builder arguments of the three builds: the two arms and the pair-only set."""
     budget = cfg.steps * cfg.batch_size * SEQ_LEN
     plans = {arm: {"round": 1 if arm == "single" else 2, "ratios": cfg.arm_ratios(arm), "total_tokens": budget} for arm in ARMS}
-    # Only its validation split is used; the smallest budget keeps its training split tiny.
-    plans["pairs"] = {"round": 2, "ratios": {s: float(cfg.mix[s]) for s in cfg.pair_sources}, "total_tokens": 1}
+    # Only its validation split is used; one row's worth per source keeps its training split tiny
+    # while every source still gets a non-empty share of the mix.
+    plans["pairs"] = {"round": 2, "ratios": {s: float(cfg.mix[s]) for s in cfg.pair_sources},
+                      "total_tokens": len(cfg.pair_sources) * SEQ_LEN}
     return plans
 
 
@@ -301,7 +314,7 @@ def train_config(cfg: ExperimentConfig, seed: int, manifest: str, run_dir: str):
 
     return TrainConfig(
         manifest=manifest, out=run_dir, model=cfg.model, steps=cfg.steps, lr=cfg.lr, min_lr=cfg.min_lr, decay="cosine",
-        warmup_steps=cfg.warmup, batch_size=cfg.batch_size, seed=seed, threads=cfg.threads,
+        warmup_steps=cfg.warmup, batch_size=cfg.batch_size, seed=seed, threads=cfg.threads, device=resolved_device(cfg),
         val_max_rows=0,  # validation is this experiment's own, on the common rows
         log_every=max(1, cfg.steps // 10),
     )
@@ -379,7 +392,7 @@ def eval_key(cfg: ExperimentConfig, run_dir: str, sets: dict[str, str]) -> dict:
         "checkpoint_state_sha256": _sha256_file(ckpt.resolve(run_dir) / "state.json"),
         "sets": {k: _sha256_file(os.path.join(m, "manifest.json")) for k, m in sets.items()},
         "val_rows": cfg.val_rows, "icl_k": list(cfg.icl_k), "max_items": cfg.max_items, "eval_seed": cfg.eval_seed,
-        "data": cfg.data,
+        "data": cfg.data, "device": resolved_device(cfg),
     }
 
 
@@ -400,7 +413,7 @@ def evaluate_run(cfg: ExperimentConfig, run_dir: str, sets: dict[str, str], cd: 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        lm = load(run_dir, "auto")
+        lm = load(run_dir, resolved_device(cfg))
         val = {}
         for name, manifest in sets.items():
             val[name] = val_losses(lm, manifest, cfg.val_rows)
@@ -529,11 +542,18 @@ def command_line(cfg: ExperimentConfig) -> str:
         argv += ["--ratio", f"{s}={w:g}"]
     argv += ["--data-seed", str(cfg.data_seed), "--valid-fraction", f"{cfg.valid_fraction:g}", "--val-rows", str(cfg.val_rows),
              "--icl-k", ",".join(map(str, cfg.icl_k)), "--eval-seed", str(cfg.eval_seed)]
-    if cfg.max_items is not None:
-        argv += ["--max-items", str(cfg.max_items)]
+    argv += ["--max-items", str(cfg.max_items or 0), "--num-shards", str(cfg.num_shards)]
     if cfg.threads:
         argv += ["--threads", str(cfg.threads)]
-    return shlex.join(argv)
+    return shlex.join([*argv, "--device", cfg.device])
+
+
+def _target_line(targets: dict | None) -> str:
+    if not targets:
+        return ""
+    gap = (targets["mixed"] - targets["single"]) / targets["single"]
+    return (f"Non-pad target tokens per run (mean over seeds): single {targets['single']:,}, mixed {targets['mixed']:,} "
+            f"({100 * gap:+.2f}%).")
 
 
 def _fmt(x, digits=4) -> str:
@@ -560,7 +580,8 @@ def markdown(result: dict) -> str:
         f"{cfg['steps']} steps x {cfg['batch_size']} rows x 1024 tokens = {result['tokens_per_run']:,} row tokens each; "
         f"AdamW, lr {cfg['lr']:g} peak, {cfg['warmup_steps']} warmup steps, cosine to {cfg['min_lr']:g}. "
         f"Arm `single`: single-modal data only; arm `mixed`: " + ":".join(cfg["mix"]) + " = "
-        + ":".join(f"{w:g}" for w in cfg["mix"].values()) + " by tokens. Both decontaminated against the same registry.",
+        + ":".join(f"{w:g}" for w in cfg["mix"].values()) + " by tokens. Both decontaminated against the same registry. "
+        + _target_line(result.get("target_tokens")),
         "",
         "| arm | source | tokens in the round | achieved share |",
         "|---|---|---|---|",
@@ -675,15 +696,13 @@ def plot(result: dict, png_path: Path) -> Path:
     return png_path
 
 
-def machine() -> str:
-    return f"{os.cpu_count()}-core {platform.machine()} {platform.system()}, CPU" + (
-        "" if not _cuda() else " (CUDA available, not used)")
+def machine(cfg: ExperimentConfig) -> str:
+    device = resolved_device(cfg)
+    if device == "cuda":
+        import torch
 
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+        device = f"CUDA ({torch.cuda.get_device_name()}, bf16 autocast)"
+    return f"{os.cpu_count()}-core {platform.machine()} {platform.system()}; runs on {device}"
 
 
 # ----------------------------------------------------------------------------- the experiment
@@ -738,11 +757,13 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
         "experiment": "mixed-vs-single",
         "command": command_line(cfg),
         "date": started,
-        "machine": machine(),
+        "machine": machine(cfg),
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
         "config": cfg.to_dict(),
         "seeds": list(range(cfg.seeds)),
         "tokens_per_run": tokens.pop(),
+        # rows are equal by construction; the real budget is the non-pad targets, which padding moves a little
+        "target_tokens": {arm: round(statistics.mean(r["target_tokens"] for r in runs if r["arm"] == arm)) for arm in ARMS},
         "sources": sources,
         "registry": registry,
         "data": {name: {"dir": b["dir"], "manifest_sha256": _sha256_file(os.path.join(b["dir"], "manifest.json")),
@@ -779,6 +800,7 @@ def config_from_args(args) -> ExperimentConfig:
         batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr, warmup_steps=args.warmup_steps, model=args.model,
         mix=mix, data_seed=args.data_seed, valid_fraction=args.valid_fraction, num_shards=args.num_shards,
         val_rows=args.val_rows, icl_k=args.icl_k, max_items=args.max_items or None, eval_seed=args.eval_seed, threads=args.threads,
+        device=args.device,
     )
 
 
@@ -824,6 +846,8 @@ def add_experiment_parser(subparsers) -> None:
     t.add_argument("--warmup-steps", type=int, help="linear warmup steps (default 5%% of --steps)")
     t.add_argument("--model", choices=list(CONFIGS), default=d.model, help=f"model size (default {d.model})")
     t.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default: torch's)")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device,
+                   help="where every run trains and is evaluated (default auto: CUDA with bf16 autocast when available)")
     b = m.add_argument_group("data")
     b.add_argument("--ratio", action="append", type=parse_ratio, metavar="SOURCE=WEIGHT",
                    help="the mixed arm's token ratios, repeatable (default the paper's round 2: single=10 refseq=2 gene=1)")

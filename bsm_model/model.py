@@ -282,6 +282,10 @@ def cpu_tiles(spans: list, T: int, dtype: torch.dtype, chunk: int | None = None)
     for b in range(1, len(spans) + 1):
         if b < len(spans) and list(spans[b]) == list(spans[b0]):
             continue
+        bounds = [x for span in spans[b0] for x in span]
+        if not bounds or bounds[0] != 0 or bounds[-1] != T or any(a != b for a, b in zip(bounds[1:-1:2], bounds[2::2])):
+            # the kernel outputs are left uninitialised where no document is: refuse, never read garbage
+            raise ValueError(f"document spans {spans[b0]} of row {b0} do not tile [0, {T})")
         for s, e in spans[b0]:
             for cs in reversed(range(s, e, chunk)):
                 ce = min(cs + chunk, e)

@@ -216,6 +216,7 @@ def loss_series(runs: dict[int, Path]) -> dict[int, dict]:
             "x": [offset + r["tokens"] for r in train], "loss": [r["loss"] for r in train],
             "val": [{**r, "x": offset + tokens_at.get(r["step"], 0)} for r in recs if r.get("kind") == "val"],
             "last": train[-1] if train else {},
+            "step_time_s": sum(r.get("step_time_s", 0.0) for r in train),  # survives a resume, unlike elapsed_s
         }
         offset += train[-1]["tokens"] if train else 0
     return series
@@ -240,7 +241,7 @@ def training_section(runs: dict[int, Path]) -> str:
             ax.axvline(s["x"][-1] / 1e6, color="gray", lw=0.6, ls=":")
         last, last_val = s["last"], (s["val"][-1] if s["val"] else {})
         table.append([f"round {n}", last.get("step", 0), last.get("tokens", 0), _fmt(last.get("loss")),
-                      *(_fmt(last_val.get(f"loss_{m}")) for m in ("all", *MODALITIES)), _fmt(last.get("elapsed_s"), 1)])
+                      *(_fmt(last_val.get(f"loss_{m}")) for m in ("all", *MODALITIES)), _fmt(s["step_time_s"], 1)])
     ax.set_xlabel("training tokens (millions, rounds in sequence)")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.grid(alpha=0.3)
@@ -248,7 +249,7 @@ def training_section(runs: dict[int, Path]) -> str:
     fig.tight_layout()
     return (htmlpage.png_figure(_png(fig), "loss curves", "Training loss per step and validation loss per modality at the end of "
                                 "each round (each round starts from the previous round's weights; dotted lines mark round ends).")
-            + htmlpage.table(["round", "steps", "tokens", "final train loss", "val loss (all)", "val dna", "val rna", "val protein", "time (s)"],
+            + htmlpage.table(["round", "steps", "tokens", "final train loss", "val loss (all)", "val dna", "val rna", "val protein", "step time (s)"],
                              table, num=set(range(1, 9))))
 
 
@@ -260,7 +261,7 @@ def evaluation_section(results: dict | None) -> str:
     body = []
     for r in results.get("rows", []):
         if "error" in r:
-            body.append([r["task"], r.get("setting", ""), "error", r["error"], "", "", ""])
+            body.append([r["task"], r.get("setting", ""), "error", r["error"], "", "", "", ""])
             continue
         s, b = r.get("score"), r.get("baseline")
         lower_better = str(r.get("metric", "")).startswith("perplexity")

@@ -219,3 +219,13 @@ def test_lr_schedules_follow_the_paper_rounds():
     cfg.apply_round(set())
     cfg.resolve_warmup(1000)
     assert (cfg.lr, cfg.min_lr, cfg.warmup_steps) == (2e-5, 1e-5, 10)
+
+
+def test_cpu_attention_refuses_spans_that_do_not_tile_the_row():
+    from bsm_model.model import cpu_tiles
+
+    with pytest.raises(ValueError, match="do not tile"):
+        cpu_tiles([[(2, 7), (7, 20)]], 20, torch.float32)  # starts at 2
+    with pytest.raises(ValueError, match="do not tile"):
+        cpu_tiles([[(0, 7), (8, 20)]], 20, torch.float32)  # a gap
+    assert cpu_tiles([[(0, 7), (7, 20)]], 20, torch.float32, chunk=8)[0][:6] == (0, 1, 0, 7, 0, 7)

@@ -89,3 +89,11 @@ def test_round_decontaminates_before_mixing_and_lists_the_report(sources, tmp_pa
     rejected = {r[0] for r in con.execute("SELECT item_id FROM rejects WHERE stage = 'decontam'").fetchall()}
     assert removed <= rejected
     assert (out / "report" / "contamination.html").exists() and m["files"]["contamination"]
+
+
+def test_plan_mix_refuses_a_budget_that_leaves_a_source_empty():
+    with pytest.raises(ValueError, match="no tokens"):
+        plan_mix({"refseq": 500, "gene": 500}, {"refseq": 1, "gene": 1}, total_tokens=1)
+    with pytest.raises(ValueError, match="> 0"):
+        plan_mix({"refseq": 500, "gene": 500}, {"refseq": 1, "gene": 0})
+    assert plan_mix({"refseq": 500, "gene": 500}, {"refseq": 1, "gene": 1}, total_tokens=2048) == {"refseq": 1024, "gene": 1024}
