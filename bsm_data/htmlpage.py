@@ -14,11 +14,23 @@ nav a{margin-right:1em}.note{color:#555;font-size:.9em}"""
 escape = html.escape
 
 
+class Markup(str):
+    """Cell text that is already HTML (built with ``escape``), placed in a table as it is."""
+
+
+def link(href: str, text: str) -> Markup:
+    return Markup(f'<a href="{escape(href)}">{escape(text)}</a>')
+
+
+def _cell(c) -> str:
+    return c if isinstance(c, Markup) else escape(str(c))
+
+
 def table(head: list[str], body: list[list], num: set[int] = frozenset()) -> str:
     """An HTML table; columns whose index is in ``num`` are right-aligned."""
     h = "".join(f"<th>{escape(str(x))}</th>" for x in head)
     cls = ' class="num"'
-    rows = "".join("<tr>" + "".join(f"<td{cls if i in num else ''}>{escape(str(c))}</td>" for i, c in enumerate(r)) + "</tr>" for r in body)
+    rows = "".join("<tr>" + "".join(f"<td{cls if i in num else ''}>{_cell(c)}</td>" for i, c in enumerate(r)) + "</tr>" for r in body)
     return f"<table><thead><tr>{h}</tr></thead><tbody>{rows}</tbody></table>"
 
 

@@ -178,8 +178,8 @@ def contamination_section(root: Path, manifests: dict[int, dict]) -> str:
         summary_path = root / f"round-{n}" / "report" / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         by_source = ", ".join(f"{k}={v}" for k, v in summary.get("removed_by_source", {}).items()) or "-"
-        report = Path(f"round-{n}") / "report" / "contamination.html"
-        rounds.append([f"round {n}", d.get("samples_checked"), d.get("samples_removed"), by_source, str(report)])
+        report = f"round-{n}/report/contamination.html"  # relative: the page sits in the same directory
+        rounds.append([f"round {n}", d.get("samples_checked"), d.get("samples_removed"), by_source, htmlpage.link(report, report)])
         for t in summary.get("tasks", []):
             key = (t["task"], t["split"])
             tasks.setdefault(key, {"items": t["items"]})[n] = (t["items_hit"], t["samples_removed"])

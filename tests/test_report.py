@@ -44,6 +44,9 @@ def test_demo_report_renders_every_section_in_chromium(demo_run, tmp_path):
     assert dom.count("<img") == 4  # mix, lengths, loss curves, ICL curve
     for text in ("round 2", "single", "refseq", "gene", "web", "central_dogma_icl", "k-mer", "samples removed"):
         assert text in dom
+    for n in (1, 2, 3):  # each round's full contamination report, linked relative to the page
+        assert f'<a href="round-{n}/report/contamination.html">' in dom
+        assert (out / f"round-{n}" / "report" / "contamination.html").exists()
 
 
 def test_the_render_check_flags_a_broken_image(tmp_path):
