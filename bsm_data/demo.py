@@ -115,8 +115,9 @@ def run_demo(args, beam_args: list[str], bsm_main) -> int:
 
 
 def _write_timings(out: str, timings: dict[str, float]) -> None:
-    with open(os.path.join(out, "timings.json"), "w") as f:
-        json.dump({k: round(v, 2) for k, v in timings.items()}, f, indent=1)
+    from .shards import atomic_write
+
+    atomic_write(os.path.join(out, "timings.json"), json.dumps({k: round(v, 2) for k, v in timings.items()}, indent=1).encode())
 
 
 def summary(out: str) -> str:

@@ -58,7 +58,7 @@ def latest(run_dir: str | os.PathLike) -> Path | None:
     return p.resolve() if (p / "state.json").is_file() else None
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
@@ -90,7 +90,7 @@ def _verified(ckpt: Path, name: str, state: dict) -> Path:
     want = state["files"].get(name)
     if want is None or not path.is_file():
         raise CheckpointError(f"{ckpt}: {name} missing")
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != want:
         raise CheckpointError(f"{path}: sha256 {got} does not match state.json's {want}")
     return path
@@ -237,7 +237,7 @@ def save(run_dir: str | os.PathLike, *, step: int, model: torch.nn.Module, optim
         for n in names:
             _fsync(tmp / n)
         full = {"format": FORMAT, "version": VERSION, "step": step, "world_size": world, **state,
-                "files": {n: _sha256(tmp / n) for n in names}}
+                "files": {n: sha256_file(tmp / n) for n in names}}
         _write_json(tmp / "state.json", full)
         _fsync(tmp / "state.json")
         _fsync(tmp)

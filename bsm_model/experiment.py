@@ -69,6 +69,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bsm_data.shards import atomic_write
+
+from .checkpoint import sha256_file
+
 ARMS = ("single", "mixed")
 MODALITIES = ("dna", "rna", "protein")
 VAL_KEYS = (*MODALITIES, "all")
@@ -166,14 +170,8 @@ def log(msg: str) -> None:
     print(f"[experiment] {msg}", file=sys.stderr, flush=True)
 
 
-def _sha256_file(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(json.dumps(obj, indent=1, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write(str(path), (json.dumps(obj, indent=1, allow_nan=True) + "\n").encode())
 
 
 def _read_json(path: Path):
@@ -243,13 +241,13 @@ def build_data(cfg: ExperimentConfig, sources: dict[str, str], registry: str) ->
     from bsm_data.rounds import build_round
     from bsm_data.shards import read_manifest
 
-    reg_sha = _sha256_file(os.path.join(registry, "registry.json"))
+    reg_sha = sha256_file(os.path.join(registry, "registry.json"))
     out = {}
     for name, plan in build_plans(cfg).items():
         d = os.path.join(cfg.out, "data", name)
         names = sorted(plan["ratios"])
         key = {**plan, "seed": cfg.data_seed, "valid_fraction": cfg.valid_fraction, "num_shards": cfg.num_shards,
-               "registry_sha256": reg_sha, "sources": {n: _sha256_file(os.path.join(sources[n], "manifest.json")) for n in names}}
+               "registry_sha256": reg_sha, "sources": {n: sha256_file(os.path.join(sources[n], "manifest.json")) for n in names}}
         marker = Path(cfg.out, "data", f"{name}.key.json")
         if _read_json(marker) == key and os.path.isfile(os.path.join(d, "manifest.json")):
             log(f"data {name}: reusing {d}")
@@ -389,8 +387,8 @@ def eval_key(cfg: ExperimentConfig, run_dir: str, sets: dict[str, str]) -> dict:
     from . import checkpoint as ckpt
 
     return {
-        "checkpoint_state_sha256": _sha256_file(ckpt.resolve(run_dir) / "state.json"),
-        "sets": {k: _sha256_file(os.path.join(m, "manifest.json")) for k, m in sets.items()},
+        "checkpoint_state_sha256": sha256_file(ckpt.resolve(run_dir) / "state.json"),
+        "sets": {k: sha256_file(os.path.join(m, "manifest.json")) for k, m in sets.items()},
         "val_rows": cfg.val_rows, "icl_k": list(cfg.icl_k), "max_items": cfg.max_items, "eval_seed": cfg.eval_seed,
         "data": cfg.data, "device": resolved_device(cfg),
     }
@@ -766,7 +764,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
         "target_tokens": {arm: round(statistics.mean(r["target_tokens"] for r in runs if r["arm"] == arm)) for arm in ARMS},
         "sources": sources,
         "registry": registry,
-        "data": {name: {"dir": b["dir"], "manifest_sha256": _sha256_file(os.path.join(b["dir"], "manifest.json")),
+        "data": {name: {"dir": b["dir"], "manifest_sha256": sha256_file(os.path.join(b["dir"], "manifest.json")),
                         "mix": b["manifest"]["mix"], "decontamination": {k: b["manifest"]["decontamination"].get(k)
                                                                           for k in ("samples_checked", "samples_removed")}}
                  for name, b in builds.items()},
@@ -784,7 +782,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict:
     }
     plot(result, out / "experiment.png")
     _write_json(out / "experiment.json", result)
-    (out / "experiment.md").write_text(markdown(result))
+    atomic_write(str(out / "experiment.md"), markdown(result).encode())
     log(f"done in {result['wall_s']:.0f}s: {out / 'experiment.md'}, {out / 'experiment.json'}, {out / 'experiment.png'}")
     return result
 

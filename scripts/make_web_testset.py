@@ -189,23 +189,13 @@ def html_text(html: bytes) -> str:
     return trafilatura.extract(html.decode("utf-8", "replace"), favor_precision=True, include_comments=False, deduplicate=False) or ""
 
 
-def skbio_docs(root: Path) -> list[dict]:
-    base = "/usr/share/doc/python-skbio-doc/html/"
+def html_docs(root: Path, base: str, pages: list[str], url_base: str, package: str) -> list[dict]:
+    """One document per non-empty HTML page of an installed Debian documentation package."""
     out = []
-    for page in SKBIO_PAGES:
+    for page in pages:
         text = html_text((root / base.lstrip("/") / page).read_bytes())
         if text.strip():
-            out.append(doc(text + "\n", base + page, f"https://scikit.bio/docs/0.5.8/{page}", "python-skbio-doc"))
-    return out
-
-
-def python_docs(root: Path) -> list[dict]:
-    base = "/usr/share/doc/python3.11/html/"
-    out = []
-    for page in PYTHON_PAGES:
-        text = html_text((root / base.lstrip("/") / page).read_bytes())
-        if text.strip():
-            out.append(doc(text + "\n", base + page, f"https://docs.python.org/3.11/{page}", "python3.11-doc"))
+            out.append(doc(text + "\n", base + page, url_base + page, package))
     return out
 
 
@@ -290,8 +280,8 @@ def build(deb_dir: Path, out: Path) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         extract(deb_dir, root)
-        docs = (tutorial_docs(root) + restriction_docs(root) + skbio_docs(root) + primer3_docs(root)
-                + biostrings_docs(root) + bioperl_docs(root) + python_docs(root) + biopython_api_docs(root))
+        docs = (tutorial_docs(root) + restriction_docs(root) + html_docs(root, "/usr/share/doc/python-skbio-doc/html/", SKBIO_PAGES, "https://scikit.bio/docs/0.5.8/", "python-skbio-doc") + primer3_docs(root)
+                + biostrings_docs(root) + bioperl_docs(root) + html_docs(root, "/usr/share/doc/python3.11/html/", PYTHON_PAGES, "https://docs.python.org/3.11/", "python3.11-doc") + biopython_api_docs(root))
     ids = [d["id"] for d in docs]
     if len(set(ids)) != len(ids):
         raise SystemExit("duplicate document ids")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
+
+from bsm_data.shards import atomic_write
 
 FORMAT, VERSION = "bsm-eval-results", 1
 
@@ -27,12 +28,6 @@ def _clean(x):
     if hasattr(x, "item") and callable(x.item):
         return _clean(x.item())
     return x
-
-
-def _atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def row(task: str, setting: str, metric: str, score, baseline, baseline_name: str, n_items: int, splits: dict, time_s: float, **extra) -> dict:
@@ -82,8 +77,8 @@ def write(out_dir: str | Path, results: dict) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     results = _clean({"format": FORMAT, "version": VERSION, **results})
     js, md = out / "results.json", out / "results.md"
-    _atomic(js, json.dumps(results, indent=1) + "\n")
-    _atomic(md, markdown(results))
+    atomic_write(str(js), (json.dumps(results, indent=1) + "\n").encode())
+    atomic_write(str(md), markdown(results).encode())
     return js, md
 
 
