@@ -58,12 +58,20 @@ Per gene:
   ``_feature``, ``flank_clipped``, ``partial_5``, ``partial_3``, ``order_location``,
   ``trans_spliced``, ``noncolinear_no_dna``, ``internal_stop``, ``rna_feature_with_cds``, ...
 
-Speed: only the features and qualifiers used are read from gb-io's (lazily converted)
-objects; sequences are sliced from the record's upper-cased bytes, reverse-complemented with
-``bytes.translate``; all CDS of a record are translated in one numpy call. Sequences and text
-are decoded as latin-1, so no byte is ever dropped or rejected here. A pure-Python scanner of
-the raw text in place of gb-io was measured and not adopted: even its incomplete lower bound
-costs 1.4x ``gb_io.load``, and the per-gene work alone 2.5x (benchmarks/RESULTS.md, Issue 2).
+Engines. Each entry goes first to the compiled fast path, ``bsm_data._gbfast`` (C, in
+``bsm_data/csrc``, built by setup.py). It reads the common well-formed subset of the format
+(modern LOCUS line, ranges under complement/join/order, no /transl_except, single-line values
+except /product and /translation, ...) and returns finished rows; it implements the rules above
+rule for rule. Every other entry, and every entry when the module is not built or
+``engine="python"``, goes through gb-io and the Python code below, which is the reference: the
+tests run both paths over every bundled file and mutated copies and require identical rows,
+rejects and counts. The compiled path runs at about gb-io's own parse speed; the Python path at
+about a fifth of it (benchmarks/RESULTS.md, Issue 2).
+
+Speed of the Python path: only the features and qualifiers used are read from gb-io's (lazily
+converted) objects; sequences are sliced from the record's upper-cased bytes,
+reverse-complemented with ``bytes.translate``; all CDS of a record are translated in one numpy
+call. Sequences and text are decoded as latin-1, so no byte is ever dropped or rejected here.
 """
 from __future__ import annotations
 
@@ -81,8 +89,15 @@ import numpy as np
 
 from .accounting import Accounting
 from .streams import open_stream
-from .genetic_code import THREE_TO_ONE, UnknownTable, start_codons, translate_many
+from .genetic_code import (
+    BYTE_CLASS, TABLE_IDS, THREE_TO_ONE, UnknownTable, codon_lookup, start_codons, translate_many,
+)
 from .records import GeneSequences, Reject
+
+try:  # the compiled fast path (setup.py builds it); without it every entry takes the Python path
+    from . import _gbfast
+except ImportError:  # pragma: no cover - exercised only on installs without a C compiler
+    _gbfast = None
 
 __all__ = ["extract_genbank"]
 
@@ -809,6 +824,27 @@ class _Extractor:
         self.notes.clear()
         return result
 
+    def compiled(self, result) -> list:
+        """The rows of one entry that ``_gbfast.extract_entry`` finished: the same rows, rejects
+        and counts that ``record`` gives for it (keys made unique here, by ``_unique_keys``)."""
+        rid, rows, notes, anchors, emitted = result
+        if not anchors:
+            return []
+        self.stage.take(anchors)
+        genes = [r for r in rows if len(r) == 8]
+        keys = iter(_unique_keys([r[0] for r in genes], [r[1] for r in genes]))
+        out = []
+        for r in rows:
+            if len(r) == 3:
+                out.append(self.acct.reject("extract", r[0], detail=r[1], source=self.source,
+                                            source_file=self.source_file, record_id=rid, item_id=r[2]))
+            else:
+                out.append(GeneSequences(f"{rid}:{next(keys)}", rid, self.source_file, *r[2:]))
+        self.stage.emit(emitted)
+        for key, n in notes.items():
+            self.stage.note(key, n)
+        return out
+
     def check(self, rec: Record, f: Feature, gene_feats: list):
         """A Reject, or a _Pending for a gene whose location can be extracted."""
         q = f.q
@@ -1021,30 +1057,40 @@ def _circular_flanks(size: int, flank: int, length: int) -> tuple[int, int]:
 
 def _assign_keys(pending: list) -> None:
     """Group keys unique within the record: locus_tag, protein_id, or gene name + start."""
-    counts: dict[str, int] = {}
+    keys = []
     for p in pending:
         q = p.f.q
         key = q.get("locus_tag") or q.get("protein_id")
         if not key:
             key = f"{q.get('gene') or p.f.kind}_{min(s for s, *_ in p.f.parts) + 1}"
+        keys.append(key)
+    for p, key in zip(pending, _unique_keys(keys, [p.f.q.get("protein_id") for p in pending])):
         p.key = key
+
+
+def _unique_keys(keys: list[str], protein_ids: list) -> list[str]:
+    """Isoforms (a repeated key) get ``|protein_id``, else ``|n``; what still repeats is numbered."""
+    counts: dict[str, int] = {}
+    for key in keys:
         counts[key] = counts.get(key, 0) + 1
-    if len(counts) == len(pending):
-        return
+    if len(counts) == len(keys):
+        return keys
     seen: dict[str, int] = {}
-    for p in pending:
-        if counts[p.key] > 1:  # isoforms: several CDS of one gene
-            pid = p.f.q.get("protein_id")
-            n = seen[p.key] = seen.get(p.key, 0) + 1
-            p.key = f"{p.key}|{pid}" if pid and pid != p.key else f"{p.key}|{n}"
+    out = []
+    for key, pid in zip(keys, protein_ids):
+        if counts[key] > 1:
+            n = seen[key] = seen.get(key, 0) + 1
+            key = f"{key}|{pid}" if pid and pid != key else f"{key}|{n}"
+        out.append(key)
     used: set[str] = set()
-    for p in pending:  # a repeated protein_id: fall back to numbering
-        key, n = p.key, 1
+    for i, base in enumerate(out):  # a repeated protein_id: fall back to numbering
+        key, n = base, 1
         while key in used:
             n += 1
-            key = f"{p.key}|{n}"
-        p.key = key
+            key = f"{base}|{n}"
+        out[i] = key
         used.add(key)
+    return out
 
 
 def _loc_text(f: Feature) -> str:
@@ -1065,14 +1111,33 @@ def _int(value, default: int) -> int:
 # ----------------------------------------------------------------------------- public API
 
 
+ENGINES = ("auto", "compiled", "python")
+
+
+@lru_cache(maxsize=1)
+def _compiled_tables() -> tuple:
+    """What the compiled path translates with: genetic_code's byte classes, and per table its
+    codon lookup and start codons (so both paths read the same tables)."""
+    return BYTE_CLASS.tobytes(), {
+        t: (codon_lookup(t).tobytes(), b"".join(sorted(start_codons(t)))) for t in TABLE_IDS
+    }
+
+
 def extract_genbank(
-    path, acct: Accounting, *, source: str = "refseq", flank: int = 100
+    path, acct: Accounting, *, source: str = "refseq", flank: int = 100, engine: str = "auto"
 ) -> Iterator[GeneSequences | Reject]:
     """Yield a ``GeneSequences`` per gene and a ``Reject`` per unusable record or gene.
 
     ``path`` is a local path, a Beam-readable URL, or a binary file object; gzip is detected
     from the magic bytes. Counts go to the ``parse`` and ``extract`` stages of ``acct``.
+    ``engine``: "auto" uses the compiled fast path when it is built, "compiled" requires it,
+    "python" never uses it (gb-io for every entry). All three give the same rows and counts.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+    if engine == "compiled" and _gbfast is None:
+        raise RuntimeError("bsm_data._gbfast is not built (pip install -e . builds it; it needs a C compiler)")
+    compiled = _gbfast is not None and engine != "python"
     name = path if isinstance(path, (str, os.PathLike)) else getattr(path, "name", "")
     source_file = os.path.basename(os.fspath(name)) if name else ""
     parser = _Parser(acct, source, source_file)
@@ -1080,6 +1145,9 @@ def extract_genbank(
     fh, is_gzip, close = open_stream(path)
     try:
         for event in _read_batches(fh, is_gzip):
+            if event[0] == "records" and compiled:
+                yield from _compiled_batch(event[1], parser, extractor)
+                continue
             if event[0] == "records":
                 items = parser.batch(event[1])
             elif event[0] == "tail":
@@ -1093,3 +1161,22 @@ def extract_genbank(
                     yield from extractor.record(item)
     finally:
         close()
+
+
+def _compiled_batch(batch: bytes, parser: _Parser, extractor: _Extractor):
+    """Each entry through ``_gbfast``; the ones outside its subset through ``parser.one``."""
+    tables, flank = _compiled_tables(), extractor.flank
+    spans = _entries(batch)
+    parser.stage.take(len(spans))
+    for start, end in spans:
+        result = _gbfast.extract_entry(batch, start, end, flank, tables)
+        if result is not None:
+            parser.stage.emit()
+            parser.last_id = result[0] or parser.last_id
+            yield from extractor.compiled(result)
+            continue
+        item = parser.one(batch[start:end])
+        if type(item) is Reject:
+            yield item
+        else:
+            yield from extractor.record(item)

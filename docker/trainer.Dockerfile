@@ -52,7 +52,7 @@ RUN pip install ninja packaging psutil einops \
     && python -c "from flash_attn import flash_attn_varlen_func; import flash_attn; print('flash-attn', flash_attn.__version__)"
 
 WORKDIR /opt/bsm
-COPY pyproject.toml README.md NOTICE ./
+COPY pyproject.toml setup.py README.md NOTICE ./
 COPY bsm_data ./bsm_data
 COPY bsm_model ./bsm_model
 COPY pipelines ./pipelines

@@ -15,6 +15,7 @@ import pytest
 from Bio import SeqIO
 from Bio.Seq import Seq
 
+import bsm_data.genbank as genbank
 from bsm_data.accounting import Accounting
 from bsm_data.genbank import extract_genbank
 from bsm_data.records import GeneSequences, Reject
@@ -23,11 +24,29 @@ GENBANK = Path(__file__).resolve().parents[1] / "data" / "genbank"
 FILES = sorted(p for p in GENBANK.iterdir() if p.suffix not in (".faa", ".ffn"))
 
 
-@lru_cache(maxsize=None)
+ENGINE = "auto"
+
+
+@pytest.fixture(autouse=True, params=["python", "compiled"])
+def engine(request):
+    """Every test here runs on both GenBank paths (the compiled one only when it is built)."""
+    global ENGINE
+    if request.param == "compiled" and genbank._gbfast is None:
+        pytest.skip("bsm_data._gbfast is not built")
+    ENGINE = request.param
+    yield request.param
+    ENGINE = "auto"
+
+
 def run(name: str, flank: int = 100):
     """(genes, rejects, accounting) for one file of data/genbank, cached across tests."""
+    return _run(name, flank, ENGINE)
+
+
+@lru_cache(maxsize=None)
+def _run(name: str, flank: int, engine: str):
     acct = Accounting()
-    items = list(extract_genbank(GENBANK / name, acct, flank=flank))
+    items = list(extract_genbank(GENBANK / name, acct, flank=flank, engine=engine))
     genes = [x for x in items if isinstance(x, GeneSequences)]
     rejects = [x for x in items if isinstance(x, Reject)]
     assert len(genes) + len(rejects) == len(items)
@@ -36,7 +55,7 @@ def run(name: str, flank: int = 100):
 
 def run_bytes(data: bytes, name: str = "input.gb", **kw):
     acct = Accounting()
-    items = list(extract_genbank(io.BytesIO(data), acct, **kw))
+    items = list(extract_genbank(io.BytesIO(data), acct, engine=ENGINE, **kw))
     acct.check()
     return [x for x in items if isinstance(x, GeneSequences)], [x for x in items if isinstance(x, Reject)], acct
 
@@ -254,7 +273,7 @@ def test_truncated_gzip_keeps_records_before_the_cut(tmp_path):
     path = tmp_path / (name + ".gz")
     path.write_bytes(packed[: len(packed) // 2])
     acct = Accounting()
-    items = list(extract_genbank(path, acct))
+    items = list(extract_genbank(path, acct, engine=ENGINE))
     acct.check()
     parse = acct.stages["parse"]
     assert 0 < parse.n_out < 8 and parse.rejected == {"truncated_file": 1}
@@ -270,7 +289,7 @@ def test_gzip_is_detected_by_magic_bytes(tmp_path):
     path = tmp_path / "plasmid.gbk"  # no .gz suffix
     path.write_bytes(gzip.compress((GENBANK / "NC_005816.gb").read_bytes()))
     acct = Accounting()
-    genes = [x for x in extract_genbank(path, acct) if isinstance(x, GeneSequences)]
+    genes = [x for x in extract_genbank(path, acct, engine=ENGINE) if isinstance(x, GeneSequences)]
     assert len(genes) == 10 and genes[0].source_file == "plasmid.gbk"
 
 
@@ -380,7 +399,7 @@ def test_isoforms_get_distinct_group_ids():
 def test_file_objects_are_left_open():
     handle = io.BytesIO((GENBANK / "NC_005816.gb").read_bytes())
     acct = Accounting()
-    assert sum(isinstance(x, GeneSequences) for x in extract_genbank(handle, acct)) == 10
+    assert sum(isinstance(x, GeneSequences) for x in extract_genbank(handle, acct, engine=ENGINE)) == 10
     assert not handle.closed
 
 
