@@ -20,6 +20,7 @@ and any number of workers give the same samples:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import random
@@ -43,7 +44,22 @@ def short_tail(lengths: list[int], seq_len: int, min_slice: int = MIN_TAIL_SLICE
     k, total = len(lengths), sum(lengths)
     budget = seq_len - sample_overhead(k) - k
     cut = total // budget * budget
-    return 0 < cut < total and min(n - n * cut // total for n in lengths) < min_slice
+    if not 0 < cut < total:
+        return False
+    shortest = min(lengths)  # n - n * cut // total grows with n: the shortest segment has the shortest slice
+    return shortest - shortest * cut // total < min_slice
+
+
+def windowable(lengths: list[int], seq_len: int, min_slice: int = MIN_SLICE) -> bool:
+    """Whether ``window_bounds`` can cut the combination: it fits one window, or every slice of a
+    full window keeps at least ``min_slice`` residues (``n * budget // total`` grows with ``n``, so
+    the shortest segment has the shortest slice)."""
+    k, total = len(lengths), sum(lengths)
+    overhead = sample_overhead(k)
+    if total + overhead <= seq_len:
+        return True
+    budget = seq_len - overhead - k  # integer cuts round up by at most one per segment
+    return min(lengths) * budget // total >= min_slice
 
 
 def window_bounds(lengths: list[int], seq_len: int, min_slice: int = MIN_SLICE) -> list[list[tuple[int, int]]] | None:
@@ -57,12 +73,13 @@ def window_bounds(lengths: list[int], seq_len: int, min_slice: int = MIN_SLICE) 
     Measured on data/genbank (benchmarks/bench_pack.py): padding 0.7% with tails of >= 8
     residues per segment, 1.9% with >= 32, 3.1% with >= 64.
     """
-    k, total = len(lengths), sum(lengths)
-    if total + sample_overhead(k) <= seq_len:
-        return [[(0, n) for n in lengths]]
-    budget = seq_len - sample_overhead(k) - k  # integer cuts round up by at most one per segment
-    if min(n * budget // total for n in lengths) < min_slice:
+    if not windowable(lengths, seq_len, min_slice):
         return None
+    k, total = len(lengths), sum(lengths)
+    overhead = sample_overhead(k)
+    if total + overhead <= seq_len:
+        return [[(0, n) for n in lengths]]
+    budget = seq_len - overhead - k  # integer cuts round up by at most one per segment
     n_full = total // budget
     cuts = [i * budget for i in range(n_full + 1)]  # in units of the combined length
     if cuts[-1] < total:
@@ -74,13 +91,28 @@ def window_bounds(lengths: list[int], seq_len: int, min_slice: int = MIN_SLICE) 
     return [[(n * a // total, n * b // total) for n in lengths] for a, b in zip(cuts, cuts[1:])]
 
 
+@functools.lru_cache(maxsize=None)
+def candidate_combinations(present: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The subsets of two or more of the ``present`` modalities, in MODALITIES order, pairs
+    first: the list ``pair_gene`` draws from (before dropping unwindowable ones)."""
+    canonical = [m for m in MODALITIES if m in present]
+    return tuple(c for r in range(2, len(canonical) + 1) for c in itertools.combinations(canonical, r))
+
+
+@functools.lru_cache(maxsize=None)
+def combo_note(combo: tuple[str, ...]) -> str:
+    """The ``pair`` stage note counting genes paired as ``combo`` (modalities sorted by name)."""
+    return "combo:" + "+".join(sorted(combo))
+
+
 def valid_modalities(
     gene: GeneSequences, vocab: Vocab, acct: Accounting, source: str
 ) -> tuple[dict[str, str], list[Reject]]:
     stage = acct.stage("validate")
+    present = gene.modalities()
+    stage.take(len(present))
     valid, rejects = {}, []
-    for modality, seq in gene.modalities().items():
-        stage.take()
+    for modality, seq in present.items():
         try:
             normal = normalize(vocab, modality, seq)
         except TokenizeError as e:
@@ -91,11 +123,19 @@ def valid_modalities(
                 )
             )
             continue
-        stage.emit()
         if normal != seq:
             stage.note(f"normalized:{modality}")
         valid[modality] = normal
+    stage.emit(len(valid))
     return valid, rejects
+
+
+def reject_gene(acct: Accounting, gene: GeneSequences, source: str, reason: str, detail: str) -> Reject:
+    """Count and return a ``pair`` reject of the whole gene."""
+    return acct.reject(
+        "pair", reason, detail=detail, source=source, source_file=gene.source_file, record_id=gene.record_id,
+        item_id=gene.group_id,
+    )
 
 
 def pair_gene(
@@ -112,36 +152,37 @@ def pair_gene(
     valid, out = valid_modalities(gene, vocab, acct, source)
     stage = acct.stage("pair")
     stage.take()
-    where = dict(source=source, source_file=gene.source_file, record_id=gene.record_id, item_id=gene.group_id)
     if len(valid) < 2:
-        out.append(acct.reject("pair", "single_modality", detail=f"valid modalities: {sorted(valid)}", **where))
+        out.append(reject_gene(acct, gene, source, "single_modality", f"valid modalities: {sorted(valid)}"))
         return out
+    length = {m: len(s) for m, s in valid.items()}
     combos = [
-        c
-        for r in range(2, len(valid) + 1)
-        for c in itertools.combinations([m for m in MODALITIES if m in valid], r)
-        if window_bounds([len(valid[m]) for m in c], seq_len, min_slice) is not None
+        c for c in candidate_combinations(tuple(valid))
+        if windowable([length[m] for m in c], seq_len, min_slice)
     ]
     if not combos:
-        lengths = {m: len(s) for m, s in valid.items()}
-        out.append(acct.reject("pair", "unpairable_lengths", detail=f"no windowable combination of {lengths}", **where))
+        out.append(reject_gene(acct, gene, source, "unpairable_lengths", f"no windowable combination of {length}"))
         return out
     rng = gene_rng(seed, gene.group_id)
-    order = list(rng.choice(combos))
+    combo = rng.choice(combos)
+    order = list(combo)
     rng.shuffle(order)
     seqs = [valid[m] for m in order]
-    windows = window_bounds([len(x) for x in seqs], seq_len, min_slice)
+    lengths = [length[m] for m in order]
+    overhead = sample_overhead(len(order))
+    if sum(lengths) + overhead <= seq_len:
+        windows = [seqs]  # fits: one document (each window lists its slice of every segment, in order)
+    else:
+        windows = [[x[a:b] for x, (a, b) in zip(seqs, bounds)] for bounds in window_bounds(lengths, seq_len, min_slice)]
     n = len(windows)
     stage.emit()
-    stage.note("combo:" + "+".join(sorted(order)))
+    stage.note(combo_note(combo))
     if n > 1:
         stage.note("windowed_genes")
-        if short_tail([len(x) for x in seqs], seq_len):
+        if short_tail(lengths, seq_len):
             stage.note("grown_tail")
     stage.note("samples", n)
-    for w, bounds in enumerate(windows):
-        segments = tuple((m, x[a:b]) for m, x, (a, b) in zip(order, seqs, bounds))
-        n_tokens = sample_overhead(len(segments)) + sum(len(x) for _, x in segments)
+    for w, parts in enumerate(windows):
         out.append(
             Sample(
                 sample_id=f"{source}:{gene.group_id}:w{w}",
@@ -149,8 +190,8 @@ def pair_gene(
                 group_id=gene.group_id,
                 window=w,
                 n_windows=n,
-                segments=segments,
-                n_tokens=n_tokens,
+                segments=tuple(zip(order, parts)),
+                n_tokens=overhead + sum(map(len, parts)),
                 source_file=gene.source_file,
                 record_id=gene.record_id,
             )

@@ -5,7 +5,7 @@ import pytest
 
 from bsm_data.accounting import Accounting
 from bsm_data.packing import assign_rows, pack
-from bsm_data.pairing import pair_gene, window_bounds
+from bsm_data.pairing import pair_gene, short_tail, window_bounds, windowable
 from bsm_data.records import GeneSequences, Reject, Sample
 from bsm_data.vocab import decode_sample, encode_sample, load_vocab
 
@@ -111,6 +111,23 @@ def test_window_bounds_fit_cover_and_respect_min_slice():
             assert windows[0][j][0] == 0 and windows[-1][j][1] == n
             for prev, nxt in zip(windows, windows[1:]):
                 assert nxt[j][0] == prev[j][1]  # no gap, no overlap
+
+
+def test_windowable_and_short_tail_agree_with_window_bounds():
+    """pair_gene filters candidates with ``windowable`` and notes ``grown_tail`` with ``short_tail``:
+    both must say exactly what ``window_bounds`` does (checked against per-segment definitions)."""
+    rng = random.Random(0)
+    for _ in range(3000):
+        lengths = [rng.choice([rng.randint(1, 40), rng.randint(1, 3000), rng.randint(1, 100000)]) for _ in range(rng.choice([2, 3]))]
+        seq_len, min_slice = rng.choice([1024, 512, 64]), rng.choice([8, 64])
+        windows = window_bounds(lengths, seq_len, min_slice)
+        assert windowable(lengths, seq_len, min_slice) == (windows is not None)
+        k, total = len(lengths), sum(lengths)
+        budget = seq_len - (2 * k + 1) - k
+        fits = total + 2 * k + 1 <= seq_len
+        assert (windows is not None) == (fits or min(n * budget // total for n in lengths) >= min_slice)
+        cut = total // budget * budget
+        assert short_tail(lengths, seq_len) == (0 < cut < total and min(n - n * cut // total for n in lengths) < 8)
 
 
 def test_best_fit_packing_is_order_independent_and_keeps_documents_whole():
