@@ -116,3 +116,16 @@ def test_older_files_with_modern_locus_lines_are_identical(path, monkeypatch):
     list(extract_genbank(io.BytesIO(data), Accounting(), engine="compiled"))
     # fallbacks are allowed (remote locations, transl_except, ...); report them in -rA output
     print(f"{path.name}: compiled {counter.done}, fallback {counter.returned}")
+
+
+def test_without_the_module_auto_takes_the_python_path(monkeypatch):
+    """An install without a C compiler: "auto" still works (Python path), "compiled" says why not."""
+    data = (GENBANK / "NC_005816.gb").read_bytes()
+    expected = both(data)[0]
+    monkeypatch.setattr(genbank, "_gbfast", None)
+    acct = Accounting()
+    assert (list(extract_genbank(io.BytesIO(data), acct)), acct.to_dict()) == expected
+    with pytest.raises(RuntimeError, match="not built"):
+        list(extract_genbank(io.BytesIO(data), Accounting(), engine="compiled"))
+    with pytest.raises(ValueError, match="engine must be"):
+        list(extract_genbank(io.BytesIO(data), Accounting(), engine="rust"))
