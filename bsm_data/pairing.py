@@ -1,7 +1,8 @@
 """Turn one gene's sequences into cross-modal pair samples (paper §2.2, appendix B).
 
-Policy, per gene, all randomness drawn from ``gene_rng(seed, group_id)`` so reruns, reorderings
-and any number of workers give the same samples:
+Policy, per gene, all randomness drawn from ``pair_draws(seed, group_id)`` (a sha256 digest:
+uniform 64-bit draws that depend on nothing else) so reruns, reorderings and any number of
+workers give the same samples:
 
 1. Validate each modality with the tokenizer; an invalid sequence is rejected (stage
    ``validate``) and the gene continues with the others. Valid sequences are normalised to
@@ -29,14 +30,40 @@ from .accounting import Accounting
 from .records import MODALITIES, GeneSequences, Reject, Sample
 from .vocab import TokenizeError, Vocab, normalize, sample_overhead
 
+try:  # the compiled common path of pair_gene (bsm_data/csrc/pair.c); optional
+    from ._gbfast import pair_common as _pair_common
+except ImportError:  # pragma: no cover - built without a C compiler
+    _pair_common = None
+
 MIN_SLICE = 64
 MIN_TAIL_SLICE = 8
 
 
 def gene_rng(seed: int, key: str) -> random.Random:
     """A RNG that depends only on (seed, key): independent of worker, order and process."""
-    digest = hashlib.sha256(f"{seed}\x1f{key}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "little"))
+    return random.Random(int.from_bytes(pair_draws(seed, key)[:8], "little"))
+
+
+def pair_draws(seed: int, key: str) -> bytes:
+    """sha256 of (seed, key): four uniform 64-bit draws, enough for pair_gene's choice of a
+    combination and the shuffle of up to three modalities. Seeding a ``random.Random`` per gene
+    cost more than the rest of the compiled pairing together."""
+    return hashlib.sha256(f"{seed}\x1f{key}".encode()).digest()
+
+
+def draw_below(draws: bytes, slot: int, n: int) -> int:
+    """The ``slot``-th 64-bit little-endian word of ``draws`` reduced to [0, n); the bias of the
+    modulo is below n / 2**64."""
+    return int.from_bytes(draws[8 * slot : 8 * slot + 8], "little") % n
+
+
+def choose_and_shuffle(draws: bytes, combos: list) -> list:
+    """One of ``combos`` (slot 0), its modalities shuffled by Fisher-Yates (slots 1, 2)."""
+    order = list(combos[draw_below(draws, 0, len(combos))])
+    for slot, i in enumerate(range(len(order) - 1, 0, -1), start=1):
+        j = draw_below(draws, slot, i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order
 
 
 def short_tail(lengths: list[int], seq_len: int, min_slice: int = MIN_TAIL_SLICE) -> bool:
@@ -138,6 +165,32 @@ def reject_gene(acct: Accounting, gene: GeneSequences, source: str, reason: str,
     )
 
 
+_compiled_ctx: tuple = (None, None)  # (vocab, its pair_common context)
+
+
+def compiled_context(vocab: Vocab) -> tuple:
+    """What pair_common needs of ``vocab`` (cached for the last vocab): the letter tables and
+    ambiguous letters in MODALITIES order, max_ambiguous_fraction, and the notes as ready-made
+    tuples (see bsm_data/csrc/pair.c): the pair notes of each combination (bit mask dna=1 rna=2
+    protein=4) for one window, windows, windows with a grown tail; the normalized notes of each
+    mask of changed modalities."""
+    global _compiled_ctx
+    if _compiled_ctx[0] is not vocab:
+        def of_mask(mask):
+            return tuple(m for i, m in enumerate(MODALITIES) if mask >> i & 1)
+
+        ctx = (
+            tuple(vocab.letter_tables[m] for m in MODALITIES),
+            bytes(int(vocab.letter_of_id[vocab.ambiguous_id[m]]) for m in MODALITIES),
+            float(vocab.max_ambiguous_fraction),
+            tuple((combo_note(of_mask(mask)),) + extra for mask in range(8)
+                  for extra in ((), ("windowed_genes",), ("windowed_genes", "grown_tail"))),
+            tuple(tuple(f"normalized:{m}" for m in of_mask(mask)) for mask in range(8)),
+        )
+        _compiled_ctx = (vocab, ctx)
+    return _compiled_ctx[1]
+
+
 def pair_gene(
     gene: GeneSequences,
     vocab: Vocab,
@@ -148,7 +201,30 @@ def pair_gene(
     source: str = "refseq",
     min_slice: int = MIN_SLICE,
 ) -> list[Sample | Reject]:
-    """Samples (one, or several aligned windows) for one gene, or the rejects explaining why not."""
+    """Samples (one, or several aligned windows) for one gene, or the rejects explaining why not.
+
+    The common case (every present modality valid, a windowable combination) runs compiled
+    (``_gbfast.pair_common``, which returns None, having counted nothing, for anything else); the
+    Python code below is the reference and gives the same samples and counts."""
+    if _pair_common is not None:
+        done = _pair_common(
+            gene, _compiled_ctx[1] if _compiled_ctx[0] is vocab else compiled_context(vocab),
+            seed, seq_len, min_slice, source, Sample,
+        )
+        if done is not None:  # the counts valid_modalities and the code below would make
+            samples, n_present, normalized, pair_notes = done
+            stage = acct.stage("validate")
+            stage.take(n_present)
+            stage.emit(n_present)
+            for note in normalized:
+                stage.note(note)
+            stage = acct.stage("pair")
+            stage.take()
+            stage.emit()
+            for note in pair_notes:  # combo_note, then windowed_genes and grown_tail if due
+                stage.note(note)
+            stage.note("samples", len(samples))
+            return samples
     valid, out = valid_modalities(gene, vocab, acct, source)
     stage = acct.stage("pair")
     stage.take()
@@ -163,10 +239,8 @@ def pair_gene(
     if not combos:
         out.append(reject_gene(acct, gene, source, "unpairable_lengths", f"no windowable combination of {length}"))
         return out
-    rng = gene_rng(seed, gene.group_id)
-    combo = rng.choice(combos)
-    order = list(combo)
-    rng.shuffle(order)
+    order = choose_and_shuffle(pair_draws(seed, gene.group_id), combos)
+    combo = tuple(m for m in MODALITIES if m in order)
     seqs = [valid[m] for m in order]
     lengths = [length[m] for m in order]
     overhead = sample_overhead(len(order))

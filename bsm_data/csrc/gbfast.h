@@ -1,10 +1,12 @@
-/* Compiled fast path of bsm_data.genbank: one GenBank entry -> finished gene rows.
+/* Compiled fast paths of bsm_data.genbank (one GenBank entry -> finished gene rows) and of
+ * bsm_data.pairing (one gene -> pair samples).
  *
  * parse.c reads the common, well-formed subset of the format into gbf_record; anything
  * outside it makes gbf_parse_entry return 0 and the entry goes through the Python path
  * (gb-io, LOCUS repair, Biopython), which stays the reference. extract.c turns a
- * gbf_record into the rows bsm_data.genbank._Extractor.record would give; tests check the
- * two paths agree on every bundled GenBank file.
+ * gbf_record into the rows bsm_data.genbank._Extractor.record would give. pair.c does
+ * pair_gene's common case and hands every other gene back to Python. Tests check the
+ * compiled and Python paths agree row for row and count for count.
  */
 #ifndef BSM_GBFAST_H
 #define BSM_GBFAST_H
@@ -73,5 +75,9 @@ void gbf_record_clear(gbf_record *rec);
 /* extract.c */
 int gbf_extract_init(PyObject *module);
 PyObject *gbf_extract_record(const gbf_record *rec, int flank, PyObject *tables);
+
+/* pair.c */
+int gbf_pair_init(PyObject *module);
+PyObject *gbf_pair_common(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -1,4 +1,4 @@
-/* bsm_data._gbfast: the module object and its two entry points. */
+/* bsm_data._gbfast: the module object and its entry points. */
 #include "gbfast.h"
 
 static PyObject *str_or_none(gbf_str s, int present)
@@ -112,6 +112,8 @@ static PyObject *extract_entry(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"_debug_parse", debug_parse, METH_O, "The parsed model of one entry, or None outside the fast subset."},
     {"extract_entry", extract_entry, METH_VARARGS, "Gene rows of one entry, or None outside the fast subset."},
+    {"pair_common", (PyCFunction)(void (*)(void))gbf_pair_common, METH_FASTCALL,
+     "Pair samples of one gene (bsm_data.pairing.pair_gene's common path), or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -122,7 +124,7 @@ static struct PyModuleDef moduledef = {
 PyMODINIT_FUNC PyInit__gbfast(void)
 {
     PyObject *m = PyModule_Create(&moduledef);
-    if (m && gbf_extract_init(m) < 0) {
+    if (m && (gbf_extract_init(m) < 0 || gbf_pair_init(m) < 0)) {
         Py_DECREF(m);
         return NULL;
     }
