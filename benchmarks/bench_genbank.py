@@ -8,7 +8,8 @@ For each RefSeq-style file (read into memory once) it times, best of N:
   (d) bsm_data.genbank.extract_genbank, default engine: the compiled fast path
       (bsm_data._gbfast), with entries outside its subset going through (p)'s path
   (s) GenBank -> pair samples: (d) plus pairing, as the RefSeq build runs it
-      (bsm_data.build.genbank_file_to_samples: shuffled modalities joined by <sep>, windows)
+      (bsm_data.build.genbank_file_to_samples: shuffled modalities joined by <sep>, windows;
+      pair_gene's common case compiled too, bsm_data/csrc/pair.c)
 and prints MB/s, genes/s, and the throughput ratios against (b), (a) and (p).
 The acceptance bar is (s)/(b) >= 0.5 over all files together: GenBank -> samples at half of
 gb-io's parse-only throughput or better.
