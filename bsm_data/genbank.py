@@ -1145,38 +1145,32 @@ def extract_genbank(
     fh, is_gzip, close = open_stream(path)
     try:
         for event in _read_batches(fh, is_gzip):
-            if event[0] == "records" and compiled:
-                yield from _compiled_batch(event[1], parser, extractor)
-                continue
             if event[0] == "records":
-                items = parser.batch(event[1])
+                items = _compiled_batch(event[1], parser, extractor) if compiled else parser.batch(event[1])
             elif event[0] == "tail":
                 items = [parser.tail(event[1])]
             else:
                 items = [parser.truncated(event[1], event[2])]
-            for item in items:
-                if type(item) is Reject:
-                    yield item
-                else:
+            for item in items:  # parsed Records still to extract, or finished rows and Rejects
+                if type(item) is Record:
                     yield from extractor.record(item)
+                else:
+                    yield item
     finally:
         close()
 
 
 def _compiled_batch(batch: bytes, parser: _Parser, extractor: _Extractor):
-    """Each entry through ``_gbfast``; the ones outside its subset through ``parser.one``."""
+    """Each entry through ``_gbfast`` (its finished rows and Rejects); the ones outside its
+    subset through ``parser.one`` (a Record to extract, or a parse Reject)."""
     tables, flank = _compiled_tables(), extractor.flank
     spans = _entries(batch)
     parser.stage.take(len(spans))
     for start, end in spans:
         result = _gbfast.extract_entry(batch, start, end, flank, tables)
-        if result is not None:
-            parser.stage.emit()
-            parser.last_id = result[0] or parser.last_id
-            yield from extractor.compiled(result)
+        if result is None:
+            yield parser.one(batch[start:end])
             continue
-        item = parser.one(batch[start:end])
-        if type(item) is Reject:
-            yield item
-        else:
-            yield from extractor.record(item)
+        parser.stage.emit()
+        parser.last_id = result[0] or parser.last_id
+        yield from extractor.compiled(result)

@@ -181,7 +181,7 @@ def compiled_context(vocab: Vocab) -> tuple:
 
         ctx = (
             tuple(vocab.letter_tables[m] for m in MODALITIES),
-            bytes(int(vocab.letter_of_id[vocab.ambiguous_id[m]]) for m in MODALITIES),
+            bytes(vocab.ambiguous_letter[m] for m in MODALITIES),
             float(vocab.max_ambiguous_fraction),
             tuple((combo_note(of_mask(mask)),) + extra for mask in range(8)
                   for extra in ((), ("windowed_genes",), ("windowed_genes", "grown_tail"))),
@@ -207,10 +207,7 @@ def pair_gene(
     (``_gbfast.pair_common``, which returns None, having counted nothing, for anything else); the
     Python code below is the reference and gives the same samples and counts."""
     if _pair_common is not None:
-        done = _pair_common(
-            gene, _compiled_ctx[1] if _compiled_ctx[0] is vocab else compiled_context(vocab),
-            seed, seq_len, min_slice, source, Sample,
-        )
+        done = _pair_common(gene, compiled_context(vocab), seed, seq_len, min_slice, source, Sample)
         if done is not None:  # the counts valid_modalities and the code below would make
             samples, n_present, normalized, pair_notes = done
             stage = acct.stage("validate")
@@ -240,7 +237,6 @@ def pair_gene(
         out.append(reject_gene(acct, gene, source, "unpairable_lengths", f"no windowable combination of {length}"))
         return out
     order = choose_and_shuffle(pair_draws(seed, gene.group_id), combos)
-    combo = tuple(m for m in MODALITIES if m in order)
     seqs = [valid[m] for m in order]
     lengths = [length[m] for m in order]
     overhead = sample_overhead(len(order))
@@ -250,7 +246,7 @@ def pair_gene(
         windows = [[x[a:b] for x, (a, b) in zip(seqs, bounds)] for bounds in window_bounds(lengths, seq_len, min_slice)]
     n = len(windows)
     stage.emit()
-    stage.note(combo_note(combo))
+    stage.note(combo_note(tuple(order)))
     if n > 1:
         stage.note("windowed_genes")
         if short_tail(lengths, seq_len):

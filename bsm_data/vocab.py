@@ -52,6 +52,7 @@ class Vocab:
     letter_of_id: np.ndarray = field(repr=False)  # id -> ASCII letter (upper case), 0 for specials
     # modality -> bytes.translate table: byte -> the letter the model sees, 0 for illegal bytes
     letter_tables: dict[str, bytes] = field(default_factory=dict, repr=False)
+    ambiguous_letter: dict[str, int] = field(default_factory=dict, repr=False)  # modality -> ord("N") / ord("X")
 
     @property
     def pad(self) -> int:
@@ -116,6 +117,7 @@ def load_vocab(path: str | None = None) -> Vocab:
     for t in tokens:
         if "letter" in t:
             letter_of_id[t["id"]] = ord(t["letter"])
+    ambiguous_id = {"dna": nuc["N"], "rna": nuc["N"], "protein": aa["X"]}
     return Vocab(
         name=spec["name"],
         version=spec["version"],
@@ -125,10 +127,11 @@ def load_vocab(path: str | None = None) -> Vocab:
         max_ambiguous_fraction=spec["reject_policy"]["max_ambiguous_fraction"],
         id_of=id_of,
         luts=luts,
-        ambiguous_id={"dna": nuc["N"], "rna": nuc["N"], "protein": aa["X"]},
+        ambiguous_id=ambiguous_id,
         letter_of_id=letter_of_id,
         letter_tables={m: np.where(lut == ILLEGAL, 0, letter_of_id[np.minimum(lut, spec["size"] - 1)])
                        .astype(np.uint8).tobytes() for m, lut in luts.items()},
+        ambiguous_letter={m: int(letter_of_id[i]) for m, i in ambiguous_id.items()},
     )
 
 
@@ -173,7 +176,7 @@ def normalize(vocab: Vocab, modality: str, seq: str) -> str:
     if type(seq) is str and seq.isascii():  # the common case, with two C-speed byte passes
         letters = seq.encode("ascii").translate(vocab.letter_tables[modality])
         if letters and b"\0" not in letters:
-            ambiguous = letters.count(vocab.letter_of_id[vocab.ambiguous_id[modality]].item())
+            ambiguous = letters.count(vocab.ambiguous_letter[modality])
             if not ambiguous > vocab.max_ambiguous_fraction * len(letters):
                 return letters.decode("ascii")
     # anything else, including every sequence that is rejected, by the token path and its errors

@@ -115,10 +115,15 @@ static inline unsigned scan16(const char *p, int quotes, unsigned *stop)
     *stop = (unsigned)_mm_movemask_epi8(hit);
     return (unsigned)_mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
 }
+#endif
 
-/* The first '\n' (or '"') in [p, limit) when every byte before it is printable ASCII. */
-static inline const char *scan_sse2(const char *p, const char *limit, int quotes)
+/* The first '\n' (or, when quotes is set, the first '"' or '\n') in [p, limit), or NULL when
+ * there is none or a byte before it is outside printable ASCII (see clean()): every line from
+ * LOCUS to "//" must be clean. One pass finds the stop and checks the bytes before it, 16
+ * (SSE2) or 8 at a time, then byte by byte. */
+static inline const char *scan_line(const char *p, const char *limit, int quotes)
 {
+#if defined(GBF_SSE2)
     while (limit - p >= 16) {
         unsigned stop, bad = scan16(p, quotes, &stop);
         if (stop) {
@@ -129,34 +134,21 @@ static inline const char *scan_sse2(const char *p, const char *limit, int quotes
             return NULL;
         p += 16;
     }
-    for (; p < limit; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '\n' || (quotes && ch == '"'))
-            return p;
-        if (ch < 0x20 || ch >= 0x80)
-            return NULL;
-    }
-    return NULL;
-}
-#endif
-
-/* The end ('\n') of the line at p, or NULL when it has none before limit or holds a byte
- * outside printable ASCII (see clean()): every line from LOCUS to "//" must be clean. One
- * pass finds the newline and checks the bytes before it, 8 at a time. */
-static inline const char *next_line(const char *p, const char *limit)
-{
-#if defined(GBF_SSE2)
-    return scan_sse2(p, limit, 0);
 #elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__) && !defined(GBF_PLAIN_SCAN)
-    const uint64_t K = 0x2020202020202020ULL, H = 0x8080808080808080ULL;
-    const uint64_t NL = 0x0a0a0a0a0a0a0a0aULL, L = 0x0101010101010101ULL;
+    const uint64_t K = 0x2020202020202020ULL, H = 0x8080808080808080ULL, L = 0x0101010101010101ULL;
+    const uint64_t NL = 0x0a0a0a0a0a0a0a0aULL, QQ = 0x2222222222222222ULL;
     uint64_t acc = 0, w;
     while (limit - p >= 8) {
         memcpy(&w, p, 8);
-        uint64_t z = w ^ NL, nl = (z - L) & ~z & H; /* its lowest set bit marks the first '\n' */
-        if (nl) {
-            int k = __builtin_ctzll(nl) >> 3;
-            if (k) { /* bytes before the newline; the others read as spaces */
+        uint64_t a = w ^ NL, hit = (a - L) & ~a;
+        if (quotes) {
+            uint64_t b = w ^ QQ;
+            hit |= (b - L) & ~b;
+        }
+        hit &= H; /* its lowest set bit marks the first stop byte */
+        if (hit) {
+            int k = __builtin_ctzll(hit) >> 3;
+            if (k) { /* bytes before the stop; the others read as spaces */
                 uint64_t m = (1ULL << (8 * k)) - 1, v = (w & m) | (K & ~m);
                 acc |= ((v - K) & ~v) | v;
             }
@@ -167,19 +159,19 @@ static inline const char *next_line(const char *p, const char *limit)
     }
     if (acc & H)
         return NULL;
+#endif
     for (; p < limit; p++) {
         unsigned char ch = (unsigned char)*p;
-        if (ch == '\n')
+        if (ch == '\n' || (quotes && ch == '"'))
             return p;
         if (ch < 0x20 || ch >= 0x80)
             return NULL;
     }
     return NULL;
-#else
-    const char *e = memchr(p, '\n', (size_t)(limit - p));
-    return e && clean(p, e) ? e : NULL;
-#endif
 }
+
+/* The end ('\n') of the line at p (see scan_line). */
+static inline const char *next_line(const char *p, const char *limit) { return scan_line(p, limit, 0); }
 
 /* p[0..21) are spaces (the caller knows the 21 bytes are there). */
 static inline int sp21(const char *p)
@@ -456,43 +448,8 @@ static int finish_location(ctx_t *c, gbf_feature *f, const char *first_line, con
     return 1;
 }
 
-/* The first '"' or '\n' in [s, limit), or NULL when there is none or a byte before it is
- * not printable ASCII: the scan of a quoted value (one pass over each of its lines). */
-static inline const char *quote_or_eol(const char *s, const char *limit)
-{
-#if defined(GBF_SSE2)
-    return scan_sse2(s, limit, 1);
-#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__) && !defined(GBF_PLAIN_SCAN)
-    const uint64_t K = 0x2020202020202020ULL, H = 0x8080808080808080ULL, L = 0x0101010101010101ULL;
-    const uint64_t NL = 0x0a0a0a0a0a0a0a0aULL, QQ = 0x2222222222222222ULL;
-    uint64_t acc = 0, w;
-    while (limit - s >= 8) {
-        memcpy(&w, s, 8);
-        uint64_t a = w ^ NL, b = w ^ QQ;
-        uint64_t hit = (((a - L) & ~a) | ((b - L) & ~b)) & H; /* lowest set bit: first '\n' or '"' */
-        if (hit) {
-            int k = __builtin_ctzll(hit) >> 3;
-            if (k) {
-                uint64_t m = (1ULL << (8 * k)) - 1, v = (w & m) | (K & ~m);
-                acc |= ((v - K) & ~v) | v;
-            }
-            return (acc & H) ? NULL : s + k;
-        }
-        acc |= ((w - K) & ~w) | w;
-        s += 8;
-    }
-    if (acc & H)
-        return NULL;
-#endif
-    for (; s < limit; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '\n' || ch == '"')
-            return s;
-        if (ch < 0x20 || ch >= 0x80)
-            return NULL;
-    }
-    return NULL;
-}
+/* The first '"' or '\n' in [s, limit): the scan of a quoted value (see scan_line). */
+static inline const char *quote_or_eol(const char *s, const char *limit) { return scan_line(s, limit, 1); }
 
 /* A quoted value whose opening quote is just before s. Sets the value span (without
  * quotes), whether it spans lines or holds a doubled quote, and the start of the line after
